@@ -1,0 +1,56 @@
+# Two commands do all set-up on a fresh machine with Python 3.11:
+#   make reproduce   install, build the seed family if missing, run the offline default experiment
+#   make test        install, run nbdev_test and the pytest suite
+# CPU installs take torch from TORCH_SPEC first, so nothing pulls a CUDA build; on a GPU machine override it, e.g.
+#   make reproduce TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+PARAMS ?= params/mini.yml
+RUN ?= $(basename $(notdir $(PARAMS)))
+FAMILY_DIR ?= families/tweets-mini
+STAMP := $(VENV)/.installed
+
+.PHONY: install reproduce test family lock lab readme check-sync
+
+$(STAMP): setup.py settings.ini requirements-lock.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -c requirements-lock.txt -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+reproduce: install
+	mkdir -p outputs/$(RUN)
+	$(BIN)/papermill nbs/experiments/train_and_evaluate.ipynb outputs/$(RUN)/train_and_evaluate.ipynb -f $(PARAMS) --cwd . --log-output --no-progress-bar
+	@echo "Results: outputs/$(RUN)/ (tables/, figures/, prompts/, executed notebook train_and_evaluate.ipynb)"
+
+# rebuild the default seed family from scratch (about an hour on 2 cores) and ship it as fp16 in $(FAMILY_DIR)
+family: install
+	$(PY) -c "from explainable_soft_prompts.models import *; build_seed_family('.cache/families/tweets-mini', FamilyBuildConfig(), workers=2); save_family_fp16('.cache/families/tweets-mini', '$(FAMILY_DIR)')"
+
+# README.md is the markdown of nbs/index.ipynb (nbdev_readme needs Quarto; this needs nothing)
+readme: install
+	$(PY) -c "import json; cells = json.load(open('nbs/index.ipynb'))['cells']; open('README.md', 'w').write('\n\n'.join(''.join(c['source']) for c in cells if c['cell_type'] == 'markdown') + '\n')"
+
+check-sync: install
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	$(MAKE) --no-print-directory readme
+	@git diff --quiet -- explainable_soft_prompts nbs README.md || { git --no-pager diff --stat -- explainable_soft_prompts nbs; echo "Notebooks and library are out of sync or notebooks are not clean: run nbdev_export and nbdev_clean, then commit."; exit 1; }
+
+test: install check-sync
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/pytest -q tests
+
+lock: install
+	$(PY) -m pip install -q conda-lock
+	$(BIN)/conda-lock lock -f environment.yml -p linux-64 --lockfile conda-lock.yml
+
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=nbs
