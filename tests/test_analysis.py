@@ -1,0 +1,109 @@
+"""Tests of `explainable_soft_prompts.analysis` on tiny random BERTs, and of the released-artifacts notebook."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from explainable_soft_prompts.analysis import (
+    assignment_table, compress_prompt, embedding_tables, important_token_loss, knn_vote, masking_and_compression,
+    read_token_masking_csv, token_masking_matrix, token_masking_matrix_per_variant, tokens_per_model, zero_rows)
+from explainable_soft_prompts.data import tiny_tokenizer
+from explainable_soft_prompts.models import tiny_family
+from explainable_soft_prompts.training import toy_task_data
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO_ROOT.parent / "shared" / "paper_artifacts"
+NAMES = ["m0", "m1", "m2"]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    tokenizer = tiny_tokenizer()
+    models = tiny_family(3, tokenizer)
+    data = toy_task_data(tokenizer, n_train=8, n_eval=24, prompt_length=6)
+    prompt = torch.randn(6, 16, generator=torch.Generator().manual_seed(0))
+    return tokenizer, models, data.tokenized["test"], data.verbalizer.token_ids, prompt
+
+
+def test_batched_masking_equals_per_variant(setup):
+    _, models, split, targets, prompt = setup
+    matrix, unmasked = token_masking_matrix(models, prompt, split, targets, NAMES, batch_size=10)
+    reference, reference_unmasked = token_masking_matrix_per_variant(models, prompt, split, targets, NAMES, batch_size=10)
+    assert matrix.shape == (3, 6) and list(matrix.index) == NAMES and list(matrix.columns) == list(range(6))
+    assert np.abs(matrix.to_numpy() - reference.to_numpy()).max() < 1e-5
+    assert np.abs(unmasked.to_numpy() - reference_unmasked.to_numpy()).max() < 1e-5
+
+
+def test_zero_row_masking_leaves_losses_unchanged(setup):
+    _, models, split, targets, prompt = setup
+    matrix, unmasked = token_masking_matrix(models, zero_rows(prompt, [2]), split, targets, NAMES)
+    assert np.abs(matrix[2].to_numpy() - unmasked.to_numpy()).max() < 1e-5
+    assert np.abs(matrix.drop(columns=2).to_numpy() - unmasked.to_numpy()[:, None]).max() > 1e-6   # other tokens do matter
+
+
+def test_knn_vote_assigns_model_rows_to_their_model(setup):
+    tokenizer, _, _, _, _ = setup
+    models = tiny_family(3, tokenizer)
+    with torch.no_grad():   # separate the models' embedding clouds, as separately trained models' spaces are
+        for m, model in enumerate(models): model.get_input_embeddings().weight += torch.randn(16, generator=torch.Generator().manual_seed(m))
+    prompt = embedding_tables(models)[1][5:15]
+    for metric in ("cosine", "euclidean"):
+        vote = knn_vote(prompt, models, NAMES, k=7, metric=metric)
+        assert set(vote.model) == {"m1"} and set(vote.certainty) == {1.0}
+    # without separation the 1-nearest row is the token itself
+    plain = tiny_family(3, tokenizer)
+    assert set(knn_vote(embedding_tables(plain)[1][5:15], plain, NAMES, k=1).model) == {"m1"}
+
+
+def test_compressed_length_equals_kept_tokens(setup):
+    _, models, split, targets, prompt = setup
+    assert compress_prompt(prompt, [4, 1, 1]).shape == (2, 16)
+    assignment = pd.DataFrame({"token": range(6), "model": ["m0", "m1", "m0", "m0", "m1", "m0"]})
+    table = masking_and_compression(models, prompt, assignment, split, targets, NAMES, seeds=range(2))
+    compressed = table[table.variant.isin(["compressed", "random_compressed"])].groupby("model").n_tokens.unique()
+    assert {m: list(v) for m, v in compressed.items()} == {"m0": [4], "m1": [2], "m2": [0]}
+    assert set(table.variant) == {"full", "masked", "compressed", "random_masked", "random_compressed"}
+
+
+def test_assignment_counts(setup):
+    matrix = pd.DataFrame([[1.0, 5.0, 2.0], [3.0, 1.0, 2.5]], index=["a", "b"])
+    table = assignment_table(matrix, pd.Series({"a": 1.0, "b": 2.0}))
+    assert table.model.tolist() == ["b", "a", "b"] and table.relative_model.tolist() == ["b", "a", "a"]
+    assert tokens_per_model(table, ["a", "b", "c"]).tolist() == [1, 2, 0]
+
+
+def test_read_space_aligned_csv(tmp_path):
+    path = tmp_path / "0_1_token_drop_out_test.csv"
+    path.write_text("seed        ,0    ,1\ngoogle/multiberts-seed_0 , 1.5 ,2\ngoogle/multiberts-seed_1,3, 0.5 \n")
+    matrix = read_token_masking_csv(path)
+    assert list(matrix.index) == ["google/multiberts-seed_0", "google/multiberts-seed_1"]
+    assert list(matrix.columns) == [0, 1] and matrix.to_numpy().tolist() == [[1.5, 2.0], [3.0, 0.5]]
+
+
+def test_released_artifacts_notebook(tmp_path):
+    if not ARTIFACTS.is_dir(): pytest.skip(f"no released artifacts at {ARTIFACTS}")
+    papermill = pytest.importorskip("papermill")
+    out = tmp_path / "released"
+    papermill.execute_notebook(str(REPO_ROOT / "nbs" / "experiments" / "released_artifacts.ipynb"), str(tmp_path / "executed.ipynb"),
+                               parameters={"artifacts_dir": str(ARTIFACTS), "output_dir": str(out)}, cwd=str(REPO_ROOT),
+                               kernel_name="python3", progress_bar=False)
+    for name in ("important_token_loss.csv", "similarity.csv", "token_assignment.csv", "masking_heatmap.png"):
+        assert (out / name).stat().st_size > 0, name
+    importance = pd.read_csv(out / "important_token_loss.csv")
+    assert list(importance.columns) == ["task", "category", "n_prompts", "mean", "std"]
+    categories = importance.groupby("task").category.apply(set).to_dict()
+    base = {"2_model", "5_model", "10_model", "5_model_init", "5_model_train"}
+    assert categories["imdb"] == base and categories["emotion"] == base
+    assert categories["mnli"] == base | {"5_model_e2", "5_model_e10", "5_model_e20"}
+    by = importance.set_index(["task", "category"]).n_prompts
+    assert by["imdb", "5_model_init"] == 5 and by["imdb", "5_model_train"] == 5 and by["mnli", "5_model_e2"] == 3
+    assert importance["mean"].gt(0).all() and importance["std"].ge(0).all()
+    # the notebook's values are the analysis module's (one code path)
+    pd.testing.assert_frame_equal(importance, important_token_loss(ARTIFACTS), check_exact=False, rtol=1e-12)
+    similarity = pd.read_csv(out / "similarity.csv")
+    assert list(similarity.columns) == ["prompt_a", "prompt_b", "aggregation", "measure", "value"]
+    assert set(similarity.prompt_a) == {"1_model_0", "1_model_1", "2_model_0"} and len(similarity) == 9 * 6
+    assignment = pd.read_csv(out / "token_assignment.csv")
+    assert {"run", "token", "model"} <= set(assignment.columns) and assignment.model.str.startswith("google/multiberts-seed_").all()
