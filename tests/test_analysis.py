@@ -107,3 +107,47 @@ def test_released_artifacts_notebook(tmp_path):
     assert set(similarity.prompt_a) == {"1_model_0", "1_model_1", "2_model_0"} and len(similarity) == 9 * 6
     assignment = pd.read_csv(out / "token_assignment.csv")
     assert {"run", "token", "model"} <= set(assignment.columns) and assignment.model.str.startswith("google/multiberts-seed_").all()
+
+
+def test_every_analysis_on_a_prompt_trained_by_the_training_loop(tmp_path):
+    "The whole analysis chain on a prompt that `train_prompt` trained jointly through a tiny 3-model family."
+    from explainable_soft_prompts.analysis import (back_translation, embedding_map, group_masking_matrix, knn_summary,
+                                                   masking_heatmap, near_duplicate_groups, prompt_similarity_table, save_figure)
+    from explainable_soft_prompts.training import TrainConfig, train_prompt
+    tokenizer = tiny_tokenizer()
+    models = tiny_family(3, tokenizer)
+    data = toy_task_data(tokenizer, n_train=32, n_eval=16, prompt_length=6)
+    trained = train_prompt(models, data, TrainConfig(prompt_length=6, epochs=2, batch_size=8, lr=0.3, init_seed=2), progress=False)
+    split, targets, prompt = data.tokenized["test"], data.verbalizer.token_ids, trained.prompt
+    assert not torch.equal(prompt, trained.init_prompt)
+
+    matrix, unmasked = token_masking_matrix(models, prompt, split, targets, NAMES)
+    reference, _ = token_masking_matrix_per_variant(models, prompt, split, targets, NAMES)
+    assert np.abs(matrix.to_numpy() - reference.to_numpy()).max() < 1e-5
+    assignment = assignment_table(matrix, unmasked)
+    assert len(assignment) == 6 and set(assignment.model) <= set(NAMES)
+    assert tokens_per_model(assignment, NAMES).sum() == 6
+
+    groups = near_duplicate_groups(prompt, threshold=0.95)
+    assert sorted(i for g in groups for i in g) == list(range(6))        # every row in exactly one group
+    grouped, _ = group_masking_matrix(models, prompt, groups, split, targets, NAMES)
+    singletons = [g[0] for g in groups if len(g) == 1]
+    assert np.abs(grouped[singletons].to_numpy() - matrix[singletons].to_numpy()).max() < 1e-5
+
+    summary = knn_summary(prompt, models, assignment, NAMES, k=7)
+    assert summary["random_baseline"] == pytest.approx(1 / 3) and 0 <= summary["euclidean_cosine_agreement"] <= 1
+
+    words = back_translation(prompt, models, tokenizer, NAMES)
+    assert len(words) == 6 * 3 * 2 and words.columns.size >= 4        # tokens x models x (cosine, euclidean)
+
+    similarity = prompt_similarity_table({"trained": prompt}, {"trained": trained.init_prompt})
+    assert len(similarity) == 2 * 2 * 6 and similarity.value.notna().all()
+
+    table = masking_and_compression(models, prompt, assignment, split, targets, NAMES, seeds=range(2))
+    kept = assignment.groupby("model").size()
+    compressed = table[table.variant == "compressed"].set_index("model").n_tokens
+    assert all(compressed[m] == kept[m] for m in kept.index)
+
+    heatmap = save_figure(masking_heatmap(matrix, unmasked), tmp_path / "heatmap.png")
+    tsne = save_figure(embedding_map(models, prompt, NAMES, token_models=assignment.model.tolist(), vocabulary_sample=15), tmp_path / "tsne.png")
+    assert heatmap.stat().st_size > 1000 and tsne.stat().st_size > 1000
