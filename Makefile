@@ -14,7 +14,7 @@ RUN ?= $(basename $(notdir $(PARAMS)))
 FAMILY_DIR ?= families/tweets-mini
 STAMP := $(VENV)/.installed
 
-.PHONY: install reproduce test family lock lab readme check-sync
+.PHONY: install reproduce released test family lock lab readme check-sync
 
 $(STAMP): setup.py settings.ini requirements-lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ reproduce: install
 	$(BIN)/papermill nbs/experiments/train_and_evaluate.ipynb outputs/$(RUN)/train_and_evaluate.ipynb -f $(PARAMS) --cwd . --log-output --no-progress-bar
 	@echo "Results: outputs/$(RUN)/ (tables/, figures/, prompts/, executed notebook train_and_evaluate.ipynb)"
 
+# the study's released prompts and masking matrices through the analysis notebook
+ARTIFACTS ?= ../shared/paper_artifacts
+released: install
+	mkdir -p outputs/released_artifacts
+	$(BIN)/papermill nbs/experiments/released_artifacts.ipynb outputs/released_artifacts/released_artifacts.ipynb -p artifacts_dir $(ARTIFACTS) -p output_dir outputs/released_artifacts --cwd . --log-output --no-progress-bar
+	@echo "Results: outputs/released_artifacts/"
+
 # rebuild the default seed family from scratch (about an hour on 2 cores) and ship it as fp16 in $(FAMILY_DIR)
 family: install
 	$(PY) -c "from explainable_soft_prompts.models import *; build_seed_family('.cache/families/tweets-mini', FamilyBuildConfig(), workers=2); save_family_fp16('.cache/families/tweets-mini', '$(FAMILY_DIR)')"
@@ -38,11 +45,14 @@ family: install
 readme: install
 	$(PY) -c "import json; cells = json.load(open('nbs/index.ipynb'))['cells']; open('README.md', 'w').write('\n\n'.join(''.join(c['source']) for c in cells if c['cell_type'] == 'markdown') + '\n')"
 
+# the library and README must be what the notebooks export, and the notebooks clean: nothing may change here
+SYNCED := explainable_soft_prompts nbs README.md
 check-sync: install
-	$(BIN)/nbdev_export
-	$(BIN)/nbdev_clean
-	$(MAKE) --no-print-directory readme
-	@git diff --quiet -- explainable_soft_prompts nbs README.md || { git --no-pager diff --stat -- explainable_soft_prompts nbs; echo "Notebooks and library are out of sync or notebooks are not clean: run nbdev_export and nbdev_clean, then commit."; exit 1; }
+	@before=$$(git status --porcelain -- $(SYNCED); git diff -- $(SYNCED); git ls-files -o --exclude-standard -- $(SYNCED) | xargs -r cat); \
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(MAKE) --no-print-directory readme >/dev/null && \
+	after=$$(git status --porcelain -- $(SYNCED); git diff -- $(SYNCED); git ls-files -o --exclude-standard -- $(SYNCED) | xargs -r cat); \
+	if [ "$$before" != "$$after" ]; then git --no-pager diff --stat -- $(SYNCED); \
+	  echo "Notebooks and library/README were out of sync, or notebooks not clean: nbdev_export, nbdev_clean and make readme changed files. Review and commit them."; exit 1; fi
 
 test: install check-sync
 	$(BIN)/nbdev_test --n_workers 2
