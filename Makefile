@@ -14,7 +14,7 @@ RUN ?= $(basename $(notdir $(PARAMS)))
 FAMILY_DIR ?= families/tweets-mini
 STAMP := $(VENV)/.installed
 
-.PHONY: install reproduce released test family lock lab readme check-sync
+.PHONY: install reproduce released dry-run test family lock lab readme check-sync
 
 $(STAMP): setup.py settings.ini requirements-lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ released: install
 	mkdir -p outputs/released_artifacts
 	$(BIN)/papermill nbs/experiments/released_artifacts.ipynb outputs/released_artifacts/released_artifacts.ipynb -p artifacts_dir $(ARTIFACTS) -p output_dir outputs/released_artifacts --cwd . --log-output --no-progress-bar
 	@echo "Results: outputs/released_artifacts/"
+
+# check a parameter file and print the plan (prompts, models, steps) without loading anything
+dry-run: install
+	$(PY) -c "from explainable_soft_prompts.experiment import plan; from explainable_soft_prompts.config import load_params; import pandas as pd; pd.set_option('display.width', 200); print(plan(load_params('$(PARAMS)')).to_string())"
 
 # rebuild the default seed family from scratch (about an hour on 2 cores) and ship it as fp16 in $(FAMILY_DIR)
 family: install

@@ -19,7 +19,7 @@ def micro_setup(root: Path):
     "A 3-model tiny family and a local imdb-shaped dataset of a few dozen rows."
     tok = tiny_tokenizer(WORDS)
     tiny_family(3, tok, hidden_size=16, folder=root / "family")
-    (root / "data" / "imdb").mkdir(parents=True)
+    (root / "data" / "imdb").mkdir(parents=True, exist_ok=True)
     rows = [{"text": f"the movie was {w} {w}", "label": int(w in ("good", "great"))} for w in ["good", "bad", "great", "awful"] * 15]
     pd.DataFrame(rows).to_json(root / "data" / "imdb" / "train.jsonl", orient="records", lines=True)
     return {"run_name": "micro", "task": "imdb", "data_source": "local", "data_dir": str(root / "data"), "split_sizes": [32, 12, 12],
@@ -81,8 +81,15 @@ def test_mismatched_hidden_sizes_are_refused(tmp_path):
         prepare(params, progress=False)
 
 
-@pytest.mark.parametrize("name", ["imdb", "emotion", "mnli", "mini"])
-def test_parameter_files_validate(name):
+@pytest.mark.parametrize("name, n_prompts", [("imdb", 73), ("emotion", 38), ("mnli", 47), ("mini", 8)])
+def test_parameter_files_pass_their_dry_run(name, n_prompts):
+    from explainable_soft_prompts.experiment import plan
     params = load_params(REPO / "params" / f"{name}.yml")
-    train_cfg = check_config(experiment_config(params))
-    assert train_cfg.prompt_length == 16
+    assert check_config(experiment_config(params)).prompt_length == 16
+    table = plan(params)
+    assert len(table) == n_prompts and (table.steps > 0).all()
+    if name == "imdb":   # the study's short-prompt and seed variants come through
+        assert table.set_index("prompt").loc["1_model_3_sp", "prompt_length"] == 2
+        assert table.set_index("prompt").loc["5_model_init_1", "init_seed"] == 8943168
+    if name == "mnli":
+        assert table.set_index("prompt").loc["5_model_0_e20", "epochs"] == 20
