@@ -13,6 +13,8 @@ PARAMS ?= params/mini.yml
 RUN ?= $(basename $(notdir $(PARAMS)))
 FAMILY_DIR ?= families/tweets-mini
 STAMP := $(VENV)/.installed
+# progress bars as plain text lines, which papermill copies into its log (a widget would be invisible there)
+export ESP_PROGRESS ?= text
 
 .PHONY: install reproduce released dry-run test family lock lab readme check-sync
 
@@ -66,5 +68,6 @@ lock: install
 	$(PY) -m pip install -q conda-lock
 	$(BIN)/conda-lock lock -f environment.yml -p linux-64 --lockfile conda-lock.yml
 
+LAB_PORT ?= 8888
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=nbs
+	ESP_PROGRESS=auto $(BIN)/jupyter lab --notebook-dir=nbs --no-browser --port=$(LAB_PORT)

@@ -12,24 +12,24 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .data import atomic_write
+from .data import atomic_write, progress_bar
 from .prompt import load_prompt
 from .training import split_loss_accuracy
 
 # %% auto #0
-__all__ = ['METRICS', 'AGGREGATIONS', 'TASK_PREFIXES', 'CATEGORY_ORDER', 'SHARED_FIRST_PROMPT', 'model_labels', 'zero_rows',
-           'group_masking_variants', 'token_masking_variants', 'group_masking_losses', 'token_masking_matrix',
-           'token_masking_matrix_per_variant', 'relative_masking_matrix', 'token_assignment', 'assignment_table',
-           'tokens_per_model', 'prompt_importance', 'cosine_matrix', 'euclidean_matrix', 'prompt_row_cosine',
-           'near_duplicate_groups', 'group_masking_matrix', 'masking_side_by_side', 'embedding_tables', 'nearest_rows',
-           'nearest_family_rows', 'knn_vote', 'vote_alignment', 'vote_agreement', 'knn_summary', 'visible_token',
-           'back_translation', 'prompt_similarity', 'inner_complexity', 'prompt_similarity_table', 'keep_rows',
-           'compress_prompt', 'random_token_subsets', 'tokens_by_model', 'masking_and_compression',
-           'compression_summary', 'reduce_to_2d', 'embedding_map', 'masking_heatmap', 'save_figure',
-           'read_token_masking_csv', 'split_task', 'run_task_and_category', 'masking_csv_path', 'released_masking_runs',
-           'category_members', 'important_token_loss', 'released_token_assignment', 'load_released_prompts']
+__all__ = ['METRICS', 'AGGREGATIONS', 'FIGURE_STYLE', 'TASK_PREFIXES', 'CATEGORY_ORDER', 'SHARED_FIRST_PROMPT', 'model_labels',
+           'zero_rows', 'group_masking_variants', 'token_masking_variants', 'group_masking_losses',
+           'token_masking_matrix', 'token_masking_matrix_per_variant', 'relative_masking_matrix', 'token_assignment',
+           'assignment_table', 'tokens_per_model', 'prompt_importance', 'cosine_matrix', 'euclidean_matrix',
+           'prompt_row_cosine', 'near_duplicate_groups', 'group_masking_matrix', 'masking_side_by_side',
+           'embedding_tables', 'nearest_rows', 'nearest_family_rows', 'knn_vote', 'vote_alignment', 'vote_agreement',
+           'knn_summary', 'visible_token', 'back_translation', 'prompt_similarity', 'inner_complexity',
+           'prompt_similarity_table', 'keep_rows', 'compress_prompt', 'random_token_subsets', 'tokens_by_model',
+           'masking_and_compression', 'compression_summary', 'reduce_to_2d', 'figure_style', 'model_colours',
+           'embedding_map', 'masking_heatmap', 'save_figure', 'read_token_masking_csv', 'split_task',
+           'run_task_and_category', 'masking_csv_path', 'released_masking_runs', 'category_members',
+           'important_token_loss', 'released_token_assignment', 'load_released_prompts']
 
 # %% ../nbs/06_analysis.ipynb #2a4e54fb
 def model_labels(models, model_names=None) -> list:
@@ -59,7 +59,7 @@ def group_masking_losses(models, prompt, groups, split, target_ids, batch_size: 
     variants = group_masking_variants(prompt.float(), groups)
     target_ids = torch.as_tensor(target_ids)
     losses = [split_loss_accuracy([model], variants, split, target_ids, batch_size, device, bf16)[0][0]
-              for model in tqdm(models, desc="token masking", disable=not progress, leave=False)]
+              for model in progress_bar(models, desc="token masking", disable=not progress, leave=False)]
     return torch.stack(losses)
 
 def _masking_frames(losses: torch.Tensor, names, columns) -> tuple:
@@ -324,7 +324,17 @@ def reduce_to_2d(points: np.ndarray, method: str = "tsne", pca_dims: int = 50, r
         return umap.UMAP(n_neighbors=min(n_neighbors, len(points) - 1), metric="cosine", random_state=random_state).fit_transform(reduced)
     raise ValueError(f"Unknown method {method!r}: use 'tsne' or 'umap'.")
 
-def _model_colours(n: int) -> list:
+FIGURE_STYLE = {"axes.grid": True, "grid.alpha": 0.25, "axes.spines.top": False, "axes.spines.right": False,
+                "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8, "legend.frameon": False,
+                "font.size": 10, "image.cmap": "viridis", "savefig.bbox": "tight"}
+
+def figure_style():
+    "Context for every figure of the project: the same fonts, grid and colour map (`FIGURE_STYLE`)."
+    import matplotlib.pyplot as plt
+    return plt.rc_context(FIGURE_STYLE)
+
+def model_colours(n: int) -> list:
+    "Colour of model i of a family (tab10, tab20 past ten models): a model keeps its colour in every figure."
     import matplotlib.pyplot as plt
     cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
     return [cmap(i % cmap.N) for i in range(n)]
@@ -339,8 +349,8 @@ def embedding_map(models, prompt: torch.Tensor, model_names=None, token_models=N
     points = torch.cat([*(t[sample] for t in tables), prompt.detach().float()]).numpy()
     xy = reduce_to_2d(points, method, n_neighbors=n_neighbors)
     vocab_xy, prompt_xy = xy[:-prompt.shape[0]].reshape(len(names), len(sample), 2), xy[-prompt.shape[0]:]
-    colours = _model_colours(len(names))
-    fig, ax = plt.subplots(figsize=(8, 7))
+    colours = model_colours(len(names))
+    with figure_style(): fig, ax = plt.subplots(figsize=(8, 7))
     for name, colour, model_xy in zip(names, colours, vocab_xy):
         ax.scatter(*model_xy.T, s=6, alpha=0.35, color=colour, label=f"{name} vocabulary")
     token_colours = ["black"] * prompt.shape[0] if token_models is None else [colours[names.index(str(m))] for m in token_models]
@@ -361,7 +371,8 @@ def masking_heatmap(matrix: pd.DataFrame, unmasked: pd.Series | None = None, tit
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
     values = matrix.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * values.shape[1] + 3), max(2.5, 0.45 * values.shape[0] + 1.5)))
+    with figure_style(): fig, ax = plt.subplots(figsize=(max(6, 0.5 * values.shape[1] + 3), max(2.5, 0.45 * values.shape[0] + 1.5)))
+    ax.grid(False)
     image = ax.imshow(values, aspect="auto", cmap="viridis")
     fig.colorbar(image, ax=ax, label="loss with the token zeroed")
     for column, row in enumerate(values.argmax(0)):

@@ -37,6 +37,7 @@ class ExperimentConfig:
     build_family: bool = True
     prompts: dict = field(default_factory=lambda: {"1_model_0": [0], "2_model_0": [0, 1]})
     output_dir: str = "outputs"
+    tracking: list = field(default_factory=list)   # besides metrics.csv: "tensorboard", "wandb"
     train: dict = field(default_factory=dict)
 
     @property
@@ -117,4 +118,6 @@ def check_config(cfg: ExperimentConfig):
         if not idx or any(not isinstance(i, int) or not 0 <= i < n_models for i in idx):
             raise ValueError(f"Prompt {name!r} trains on models {idx}, but the family has models 0..{n_models - 1} (parameter `prompts`).")
         if len(set(idx)) != len(idx): raise ValueError(f"Prompt {name!r} lists a model twice: {idx} (parameter `prompts`).")
+    from explainable_soft_prompts.training import check_tracking
+    check_tracking(cfg.tracking)
     return TrainConfig(**cfg.train).check()

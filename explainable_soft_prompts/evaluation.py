@@ -6,8 +6,8 @@
 from __future__ import annotations
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from .data import progress_bar
 from .training import split_loss_accuracy
 
 # %% auto #0
@@ -33,7 +33,7 @@ def transfer_matrix(prompts: dict, initial_prompts: dict, trained_on: dict, mode
     rows = []
     for group in by_length.values():
         stacked = torch.stack([p for _, _, p in group]).float()
-        for model, model_name in tqdm(list(zip(models, model_names)), desc="transfer", disable=not progress, leave=False):
+        for model, model_name in progress_bar(list(zip(models, model_names)), desc="transfer", disable=not progress, leave=False):
             loss, acc = split_loss_accuracy([model], stacked, split, torch.as_tensor(target_ids), batch_size, device, bf16)
             for (name, state, _), l, a in zip(group, loss[0].tolist(), acc[0].tolist()):
                 rows.append({"prompt": name, "state": state, "model": str(model_name),

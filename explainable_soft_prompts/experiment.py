@@ -5,6 +5,7 @@
 # %% ../nbs/07_experiment.ipynb #fc8db509
 from __future__ import annotations
 import json, logging, os, time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -16,11 +17,12 @@ from .data import atomic_write, get_task, load_task_data
 from .evaluation import evaluate_prompt, majority_baseline, transfer_matrix
 from .models import FamilyBuildConfig, build_seed_family, family_members, load_family
 from .prompt import load_prompt, load_prompt_metadata
-from .training import TrainConfig, TrainResult, run_fingerprint, train_prompt
+from .training import TrainConfig, TrainResult, make_trackers, run_fingerprint, train_prompt
 
 # %% auto #0
 __all__ = ['logger', 'write_table', 'ensure_family', 'model_short_names', 'finished_prompt', 'train_or_load', 'train_all',
-           'test_table', 'run_transfer', 'check_held_out_split', 'prepare', 'run_experiment', 'plan']
+           'test_table', 'run_transfer', 'check_held_out_split', 'write_run_params', 'prepare', 'run_experiment',
+           'plan']
 
 # %% ../nbs/07_experiment.ipynb #a464fdfa
 logger = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ def finished_prompt(folder, fingerprint: str) -> bool:
     folder = Path(folder)
     return (folder / "soft_prompt.safetensors").exists() and load_prompt_metadata(folder).get("fingerprint") == fingerprint
 
-def train_or_load(folder, models, names, data, train_cfg: TrainConfig, tokenizer=None, progress: bool = True) -> TrainResult:
+def train_or_load(folder, models, names, data, train_cfg: TrainConfig, tokenizer=None, progress: bool = True, tracking=()) -> TrainResult:
     "Train the prompt in `folder`, or load it when it is already finished."
     fingerprint = run_fingerprint(train_cfg, models, names, data)
     if finished_prompt(folder, fingerprint):
@@ -62,7 +64,10 @@ def train_or_load(folder, models, names, data, train_cfg: TrainConfig, tokenizer
     if stale:  # trained, or half-trained, with other parameters: start over
         for f in ("soft_prompt.safetensors", "init_soft_prompt.safetensors", "prompt.json", "checkpoint.pt", "metrics.csv"):
             (Path(folder) / f).unlink(missing_ok=True)
-    return train_prompt(models, data, train_cfg, folder, names, tokenizer, progress)
+    trackers = make_trackers(tracking, folder, Path(folder).name, {**asdict(train_cfg), "models": list(names)})
+    try: return train_prompt(models, data, train_cfg, folder, names, tokenizer, progress, trackers=trackers)
+    finally:
+        for tracker in trackers: tracker.close()
 
 def train_all(cfg: ExperimentConfig, models, names, data, tokenizer=None, progress: bool = True) -> dict:
     "Train (or load) every prompt of the run, each with its own training config; returns name -> `TrainResult`."
@@ -72,7 +77,7 @@ def train_all(cfg: ExperimentConfig, models, names, data, tokenizer=None, progre
         train_cfg = prompt_train_config(cfg, name)
         prompt_data = data.for_prompt_length(train_cfg.prompt_length, tokenizer) if tokenizer is not None else data
         results[name] = train_or_load(cfg.run_dir / "prompts" / name, [models[i] for i in indices], [names[i] for i in indices],
-                                      prompt_data, train_cfg, tokenizer, progress)
+                                      prompt_data, train_cfg, tokenizer, progress, cfg.tracking)
         logger.info(f"prompt {name}: {time.time() - start:.1f}s")
     return results
 
@@ -106,10 +111,15 @@ def check_held_out_split(cfg: ExperimentConfig, refs) -> None:
                          f"from pretraining; `split_sizes` {sizes} / `split_seed` {cfg.split_seed} would test on tweets it saw. "
                          f"Fix: use that split, or build a family for yours.")
 
+def write_run_params(params: dict, run_dir) -> Path:
+    "Record the run's parameters in `run_params.json`, so that tools (the explorer) can reload its family and data."
+    return atomic_write(Path(run_dir) / "run_params.json", lambda p: Path(p).write_text(json.dumps(params, indent=1, default=str)))
+
 def prepare(params: dict, progress: bool = True, task_data=None):
     "Checked config, training config, models, their names, tokenizer and task data (`task_data(tokenizer)` overrides) for a run."
     cfg = experiment_config(params)
     train_cfg = check_config(cfg)
+    write_run_params(params, cfg.run_dir)
     refs = ensure_family(cfg)
     models, tokenizer = load_family(refs)
     names = model_short_names(refs)

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from .data import (atomic_torch_save, load_tweet_corpus, pypi_package_file,
+from .data import (atomic_torch_save, load_tweet_corpus, progress_bar, pypi_package_file,
                                            split_rows, tweet_sentiment_rows)
 
 # %% auto #0
@@ -71,7 +70,7 @@ def load_family(names, dtype=torch.float32):
     names = [str(n) for n in names]
     if not names: raise ValueError("The family is empty (parameter `models`): name at least one model.")
     for n in names: check_model_reference(n)
-    models = [freeze(AutoModelForMaskedLM.from_pretrained(n, dtype=dtype)) for n in tqdm(names, desc="loading models", leave=False)]
+    models = [freeze(AutoModelForMaskedLM.from_pretrained(n, dtype=dtype)) for n in progress_bar(names, desc="loading models", leave=False)]
     check_family_compatible(models, names)
     return models, AutoTokenizer.from_pretrained(names[0])
 
@@ -233,7 +232,7 @@ def pretrain_seed(seed: int, rows: torch.Tensor, tokenizer, cfg: FamilyBuildConf
         model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"])
         start, log = state["step"], state["log"]
     model.train()
-    bar = tqdm(range(start, cfg.steps), desc=f"pretraining seed {seed}", disable=not progress, initial=start, total=cfg.steps, mininterval=5)
+    bar = progress_bar(range(start, cfg.steps), desc=f"pretraining seed {seed}", disable=not progress, initial=start, total=cfg.steps, mininterval=5)
     running = None
     for step in bar:
         gen = step_generator(seed, step)

@@ -13,14 +13,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
-from tqdm.auto import tqdm
 
-from .data import TASKS, TaskData, atomic_torch_save, atomic_write, batch_indices, collate, make_verbalizer, tokenize_examples
+from .data import TASKS, TaskData, atomic_torch_save, atomic_write, batch_indices, collate, make_verbalizer, tokenize_examples, progress_bar
 from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, save_prompt
 
 # %% auto #0
-__all__ = ['model_inputs', 'family_losses_loop', 'eager_skeleton', 'StackedFamily', 'TrainConfig', 'cosine_with_warmup',
-           'split_loss_accuracy', 'autocast', 'TrainResult', 'model_digest', 'run_fingerprint', 'train_prompt',
+__all__ = ['TRACKERS', 'model_inputs', 'family_losses_loop', 'eager_skeleton', 'StackedFamily', 'TrainConfig',
+           'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'TensorBoardTracker', 'WandbTracker',
+           'check_tracking', 'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint', 'train_prompt',
            'toy_task_data']
 
 # %% ../nbs/04_training.ipynb #2774444c
@@ -163,6 +163,55 @@ def autocast(device, bf16: bool):
     "bf16 autocast on `device` when asked, else nothing."
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
+# %% ../nbs/04_training.ipynb #3a0a61ce
+def _numbers(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items() if k not in ("step", "epoch") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+class TensorBoardTracker:
+    "Metrics as TensorBoard event files in `log_dir`."
+    def __init__(self, log_dir, config: dict | None = None):
+        try: from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:
+            raise ImportError("Tracking to TensorBoard needs the tensorboard package. Fix: pip install tensorboard, "
+                              "or drop 'tensorboard' from `tracking`.") from e
+        self.writer = SummaryWriter(str(log_dir))
+        if config: self.writer.add_text("config", json.dumps(config, default=str))
+    def log(self, metrics: dict, step: int):
+        for key, value in _numbers(metrics).items(): self.writer.add_scalar(key, value, step)
+    def close(self): self.writer.close()
+
+class WandbTracker:
+    "Metrics to a Weights & Biases run (offline unless `WANDB_MODE` or `WANDB_API_KEY` says otherwise)."
+    def __init__(self, log_dir, name: str, config: dict | None = None, project: str | None = None, mode: str | None = None):
+        try: import wandb
+        except ImportError as e:
+            raise ImportError("Tracking to Weights & Biases needs the wandb package. Fix: pip install wandb, or drop 'wandb' from `tracking`.") from e
+        import os
+        mode = mode or os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(project=project or os.environ.get("WANDB_PROJECT", "explainable-soft-prompts"), name=name,
+                              config=config, dir=str(log_dir), mode=mode, reinit="create_new")
+    def log(self, metrics: dict, step: int): self.run.log(_numbers(metrics), step=step)
+    def close(self): self.run.finish()
+
+TRACKERS = {"tensorboard": lambda folder, name, config: TensorBoardTracker(Path(folder) / "tensorboard", config),
+            "wandb": lambda folder, name, config: WandbTracker(folder, name, config)}
+
+def check_tracking(kinds) -> list:
+    "The tracker names in `kinds`, refused early when unknown or not installed."
+    import importlib.util
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
+    unknown = [k for k in kinds if k not in TRACKERS]
+    if unknown: raise ValueError(f"`tracking` {unknown} unknown: use any of {list(TRACKERS)} (metrics.csv is always written).")
+    for kind, package in (("tensorboard", "tensorboard"), ("wandb", "wandb")):
+        if kind in kinds and importlib.util.find_spec(package) is None:
+            raise ImportError(f"`tracking` asks for {kind}, but the {package} package is not installed. Fix: pip install {package}, or drop it from `tracking`.")
+    return kinds
+
+def make_trackers(kinds, folder, name: str, config: dict | None = None) -> list:
+    "One tracker per name in `kinds` (tensorboard, wandb), writing under `folder`."
+    return [TRACKERS[kind](folder, name, config) for kind in check_tracking(kinds)]
+
 # %% ../nbs/04_training.ipynb #7a028705
 @dataclass
 class TrainResult:
@@ -192,8 +241,8 @@ def _write_csv(rows: list, path: Path):
     if rows: atomic_write(path, write)
 
 def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_names=None, tokenizer=None,
-                 progress: bool = True, stop_after_step: int | None = None) -> TrainResult:
-    "Train one soft prompt through all `models` on `data`; resumable from `run_dir`."
+                 progress: bool = True, stop_after_step: int | None = None, trackers=()) -> TrainResult:
+    "Train one soft prompt through all `models` on `data`; resumable from `run_dir`; metrics also go to `trackers`."
     cfg.check()
     model_names = [str(n) for n in (model_names or [f"model_{i}" for i in range(len(models))])]
     device = cfg.resolved_device()
@@ -231,14 +280,16 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
         "Validation at the end of an epoch, once (also after a resume that stopped right at an epoch's end)."
         if not history or "val_loss" in history[-1] or history[-1]["step"] % steps_per_epoch: return
         val_loss, val_acc = split_loss_accuracy(models, prompt().detach(), data.tokenized["validation"], target_ids, cfg.eval_batch_size, device, cfg.bf16)
-        history[-1].update({"val_loss": val_loss.mean().item(), "val_accuracy": val_acc.mean().item(),
-                            **{f"val_loss/{n}": v for n, v in zip(model_names, val_loss.tolist())},
-                            **{f"val_accuracy/{n}": v for n, v in zip(model_names, val_acc.tolist())}})
+        validation = {"val_loss": val_loss.mean().item(), "val_accuracy": val_acc.mean().item(),
+                      **{f"val_loss/{n}": v for n, v in zip(model_names, val_loss.tolist())},
+                      **{f"val_accuracy/{n}": v for n, v in zip(model_names, val_acc.tolist())}}
+        history[-1].update(validation)
+        for tracker in trackers: tracker.log(validation, history[-1]["step"])
         save_checkpoint()
         if run_dir: _write_csv(history, Path(run_dir) / "metrics.csv")
 
     validate()                                                   # a resumed run may owe the last epoch's validation
-    bar = tqdm(total=total_steps, initial=step, desc=f"training on {len(models)} model(s)", disable=not progress, mininterval=2)
+    bar = progress_bar(total=total_steps, initial=step, desc=f"training on {len(models)} model(s)", disable=not progress, mininterval=2)
     running = None
     while step < total_steps:
         epoch, in_epoch = divmod(step, steps_per_epoch)
@@ -263,6 +314,7 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
             running = loss if running is None else 0.9 * running + 0.1 * loss
             history.append({"step": step, "epoch": epoch + 1, "lr": lr, "train_loss": loss,
                             **{f"train_loss/{n}": v for n, v in zip(model_names, per_model.tolist())}})
+            for tracker in trackers: tracker.log(history[-1], step)
             bar.update(1); bar.set_postfix(loss=f"{running:.4f}")
             if step % steps_per_epoch == 0: validate()
             if step % cfg.checkpoint_every == 0: save_checkpoint()
