@@ -16,13 +16,15 @@ STAMP := $(VENV)/.installed
 # progress bars as plain text lines, which papermill copies into its log (a widget would be invisible there)
 export ESP_PROGRESS ?= text
 
-.PHONY: install reproduce released dry-run test family lock lab readme check-sync
+.PHONY: install reproduce released dry-run test family lock lab readme check-sync docs
 
 $(STAMP): setup.py settings.ini requirements-lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -c requirements-lock.txt -e ".[dev]"
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements-lock.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check
 	touch $@
 
 install: $(STAMP)
@@ -62,12 +64,23 @@ check-sync: install
 
 test: install check-sync
 	$(BIN)/nbdev_test --n_workers 2
+	$(MAKE) --no-print-directory docs
 	$(BIN)/pytest -q tests
 
-lock: install
-	$(PY) -m pip install -q conda-lock
-	$(BIN)/conda-lock lock -f environment.yml -p linux-64 --lockfile conda-lock.yml
+# the documentation site in _docs/ (nbdev_docs with Quarto when installed, else nbconvert), failing on broken cross-references
+docs: install
+	$(PY) tools/build_docs.py
+
+# requirements-lock.txt: pins from a fresh resolve of settings.ini's requirements (torch excluded), with PyPI's hashes;
+# conda-lock.yml from environment.yml (needs the conda channels)
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install -q $(TORCH_SPEC) && .lock-venv/bin/pip install -q -e ".[dev]"
+	{ echo "# Pinned versions of every Python dependency except torch (installed first from TORCH_SPEC), resolved on Python 3.11, linux x86_64."; \
+	  echo "# Regenerate with: make lock (a fresh resolve, then PyPI's sha256 of each release's files, tools/lock_hashes.py)."; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v -i '^torch=='; } > requirements-lock.txt.new
+	.lock-venv/bin/python tools/lock_hashes.py requirements-lock.txt.new && mv requirements-lock.txt.new requirements-lock.txt && rm -rf .lock-venv
+	-$(PY) -m pip install -q conda-lock && $(BIN)/conda-lock lock -f environment.yml -p linux-64 --lockfile conda-lock.yml
 
 LAB_PORT ?= 8888
 lab: install
-	ESP_PROGRESS=auto $(BIN)/jupyter lab --notebook-dir=nbs --no-browser --port=$(LAB_PORT)
+	ESP_PROGRESS=auto $(BIN)/jupyter lab --notebook-dir=nbs --no-browser --port=$(LAB_PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)

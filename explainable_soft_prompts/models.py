@@ -70,7 +70,12 @@ def load_family(names, dtype=torch.float32):
     names = [str(n) for n in names]
     if not names: raise ValueError("The family is empty (parameter `models`): name at least one model.")
     for n in names: check_model_reference(n)
-    models = [freeze(AutoModelForMaskedLM.from_pretrained(n, dtype=dtype)) for n in progress_bar(names, desc="loading models", leave=False)]
+    from transformers.utils import logging as hf_logging
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()                 # one bar for the family, not one per model's weights
+    try: models = [freeze(AutoModelForMaskedLM.from_pretrained(n, dtype=dtype)) for n in progress_bar(names, desc="loading models", leave=False)]
+    finally:
+        if shown: hf_logging.enable_progress_bar()
     check_family_compatible(models, names)
     return models, AutoTokenizer.from_pretrained(names[0])
 
