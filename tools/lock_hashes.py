@@ -18,7 +18,8 @@ from pathlib import Path
 
 INDEX = "https://pypi.org/simple/{}/"
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)")
-OTHER_PYTHONS = re.compile(r"-(cp|pp)3(?!11)\d+-|-cp2\d-|-py2-")
+# wheels built for one other CPython ABI (cp312-cp312, ...) or for PyPy; abi3 and py3-none wheels stay
+OTHER_PYTHONS = re.compile(r"-cp3(?!11-)\d+-cp3\d+|-pp\d+-|-cp2\d-|-py2-")
 
 
 def normalise(name: str) -> str:
