@@ -77,7 +77,7 @@ lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install -q $(TORCH_SPEC) && .lock-venv/bin/pip install -q -e ".[dev]"
 	{ echo "# Pinned versions of every Python dependency except torch (installed first from TORCH_SPEC), resolved on Python 3.11, linux x86_64."; \
 	  echo "# Regenerate with: make lock (a fresh resolve, then PyPI's sha256 of each release's files, tools/lock_hashes.py)."; \
-	  .lock-venv/bin/pip freeze --exclude-editable | grep -v -i '^torch=='; } > requirements-lock.txt.new
+	  .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -i -E '^(torch|pip)=='; } > requirements-lock.txt.new
 	.lock-venv/bin/python tools/lock_hashes.py requirements-lock.txt.new && mv requirements-lock.txt.new requirements-lock.txt && rm -rf .lock-venv
 	-$(PY) -m pip install -q conda-lock && $(BIN)/conda-lock lock -f environment.yml -p linux-64 --lockfile conda-lock.yml
 

@@ -11,13 +11,17 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['TRAIN_KEYS', 'ExperimentConfig', 'experiment_config', 'load_params', 'family_references', 'prompt_specs',
-           'prompt_train_config', 'check_config']
+__all__ = ['TRAIN_KEYS', 'ANALYSIS_DEFAULTS', 'ExperimentConfig', 'experiment_config', 'load_params', 'family_references',
+           'prompt_specs', 'prompt_train_config', 'check_config']
 
 # %% ../nbs/00_config.ipynb #c2f4962e
 TRAIN_KEYS = ("prompt_length", "init", "init_seed", "init_text", "init_combine", "seed", "epochs", "batch_size",
               "micro_batch_size", "lr", "warmup", "weight_decay", "beta1", "beta2", "grad_clip", "bf16", "vectorized",
               "eval_batch_size", "checkpoint_every", "device")
+
+ANALYSIS_DEFAULTS = {"random_seeds": 5,          # random-masking baseline: subsets per model
+                     "k": 7,                     # k-NN vote
+                     "vocabulary_sample": 1000}  # vocabulary rows per model in the t-SNE maps
 
 @dataclass
 class ExperimentConfig:
@@ -38,10 +42,14 @@ class ExperimentConfig:
     prompts: dict = field(default_factory=lambda: {"1_model_0": [0], "2_model_0": [0, 1]})
     output_dir: str = "outputs"
     tracking: list = field(default_factory=list)   # besides metrics.csv: "tensorboard", "wandb"
+    analysis: dict = field(default_factory=dict)   # report settings, see ANALYSIS_DEFAULTS
     train: dict = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path: return Path(self.output_dir) / self.run_name
+
+    @property
+    def analysis_settings(self) -> dict: return {**ANALYSIS_DEFAULTS, **(self.analysis or {})}
 
 def _flatten(params: dict) -> dict:
     "Accept training keys at the top level (as papermill passes them) or under `train`."
@@ -120,4 +128,8 @@ def check_config(cfg: ExperimentConfig):
         if len(set(idx)) != len(idx): raise ValueError(f"Prompt {name!r} lists a model twice: {idx} (parameter `prompts`).")
     from explainable_soft_prompts.training import check_tracking
     check_tracking(cfg.tracking)
+    unknown = sorted(set(cfg.analysis or {}) - set(ANALYSIS_DEFAULTS))
+    if unknown: raise ValueError(f"Unknown `analysis` settings {unknown}. Known: {ANALYSIS_DEFAULTS}.")
+    bad = {k: v for k, v in (cfg.analysis or {}).items() if not isinstance(v, int) or isinstance(v, bool) or v < 1}
+    if bad: raise ValueError(f"`analysis` settings must be positive integers, got {bad}.")
     return TrainConfig(**cfg.train).check()

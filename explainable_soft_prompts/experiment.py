@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_experiment.ipynb #fc8db509
 from __future__ import annotations
-import json, logging, os, time
+import hashlib, json, logging, os, time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,9 +20,9 @@ from .prompt import load_prompt, load_prompt_metadata
 from .training import TrainConfig, TrainResult, make_trackers, run_fingerprint, train_prompt
 
 # %% auto #0
-__all__ = ['logger', 'write_table', 'ensure_family', 'model_short_names', 'finished_prompt', 'train_or_load', 'train_all',
-           'test_table', 'run_transfer', 'check_held_out_split', 'write_run_params', 'prepare', 'run_experiment',
-           'plan']
+__all__ = ['logger', 'write_table', 'cached_table', 'split_digest', 'results_key', 'ensure_family', 'model_short_names',
+           'finished_prompt', 'train_or_load', 'train_all', 'test_table', 'run_transfer', 'check_held_out_split',
+           'write_run_params', 'prepare', 'run_experiment', 'plan']
 
 # %% ../nbs/07_experiment.ipynb #a464fdfa
 logger = logging.getLogger(__name__)
@@ -30,6 +30,28 @@ logger = logging.getLogger(__name__)
 def write_table(frame: pd.DataFrame, path) -> Path:
     "Write `frame` as CSV atomically."
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+def cached_table(path, key: str, compute) -> pd.DataFrame:
+    "The table at `path` if it was computed for `key` (recorded in `<path>.key`), else `compute()`, written atomically."
+    path = Path(path); key_path = path.with_name(path.name + ".key")
+    if path.exists() and key_path.exists() and key_path.read_text() == key: return pd.read_csv(path)
+    frame = compute()
+    write_table(frame, path)
+    atomic_write(key_path, lambda tmp: Path(tmp).write_text(key))   # after the table: a crash in between recomputes
+    return frame
+
+def split_digest(split) -> str:
+    "A short hash of a tokenised split's examples and labels."
+    return hashlib.sha1(json.dumps([split.input_ids, split.labels.tolist()]).encode()).hexdigest()[:12]
+
+def results_key(results: dict, *extra) -> str:
+    "A hash of trained prompts (their values, initial values and models) and `extra`: what a cached evaluation depends on."
+    digest = hashlib.sha1(json.dumps([str(e) for e in extra]).encode())
+    for name in sorted(results):
+        result = results[name]
+        digest.update(name.encode()); digest.update(json.dumps(list(result.model_names)).encode())
+        for tensor in (result.prompt, result.init_prompt): digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 # %% ../nbs/07_experiment.ipynb #364d286d
 def ensure_family(cfg: ExperimentConfig, workers: int = 2) -> list:
@@ -141,10 +163,10 @@ def run_experiment(params: dict, progress: bool = True, task_data=None) -> dict:
     start = time.time(); cfg, train_cfg, models, names, tokenizer, data = prepare(params, progress, task_data); timings["prepare"] = time.time() - start
     start = time.time(); results = train_all(cfg, models, names, data, tokenizer, progress); timings["train"] = time.time() - start
     start = time.time()
-    tables = {"test_by_model": test_table(results, models, names, data, train_cfg),
-              "transfer": run_transfer(results, models, names, data, train_cfg, progress)}
+    key = results_key(results, cfg.task, names, split_digest(data.tokenized["test"]))
+    tables = {"test_by_model": cached_table(cfg.run_dir / "tables" / "test_by_model.csv", key, lambda: test_table(results, models, names, data, train_cfg)),
+              "transfer": cached_table(cfg.run_dir / "tables" / "transfer.csv", key, lambda: run_transfer(results, models, names, data, train_cfg, progress))}
     timings["evaluate"] = time.time() - start
-    for name, table in tables.items(): write_table(table, cfg.run_dir / "tables" / f"{name}.csv")
     return {"config": cfg, "train_config": train_cfg, "results": results, "tables": tables, "names": names, "data": data, "timings": timings}
 
 # %% ../nbs/07_experiment.ipynb #04bb9fd1

@@ -90,8 +90,11 @@ class PromptView:
         self.assignment = assignment_table(self.matrix, self.unmasked)
 
     def _saved_table(self, kind: str):
+        "A per-prompt table the run's report saved (cosine rows where it holds several metrics), or None."
         path = self.run_dir / "tables" / kind / f"{self.name}.csv"
-        return pd.read_csv(path) if path.exists() else None
+        if not path.exists(): return None
+        table = pd.read_csv(path)
+        return table[table.metric == "cosine"].reset_index(drop=True) if "metric" in table else table
 
     def back_translation(self) -> pd.DataFrame | None:
         "Nearest vocabulary token of each prompt token in each model (cosine), one column per model."
