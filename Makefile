@@ -32,7 +32,8 @@ install: $(STAMP)
 reproduce: install
 	mkdir -p outputs/$(RUN)
 	$(BIN)/papermill nbs/experiments/train_and_evaluate.ipynb outputs/$(RUN)/train_and_evaluate.ipynb -f $(PARAMS) --cwd . --log-output --no-progress-bar
-	@echo "Results: outputs/$(RUN)/ (tables/, figures/, prompts/, executed notebook train_and_evaluate.ipynb)"
+	$(BIN)/papermill nbs/experiments/analyse_and_report.ipynb outputs/$(RUN)/analyse_and_report.ipynb -f $(PARAMS) --cwd . --log-output --no-progress-bar
+	@echo "Results: outputs/$(RUN)/report.md (tables/, figures/, prompts/, the executed notebooks)"
 
 # the study's released prompts and masking matrices through the analysis notebook
 ARTIFACTS ?= ../shared/paper_artifacts

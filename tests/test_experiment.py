@@ -24,22 +24,56 @@ def micro_setup(root: Path):
     pd.DataFrame(rows).to_json(root / "data" / "imdb" / "train.jsonl", orient="records", lines=True)
     return {"run_name": "micro", "task": "imdb", "data_source": "local", "data_dir": str(root / "data"), "split_sizes": [32, 12, 12],
             "family_dir": str(root / "family"), "build_family": False, "max_length": 32, "output_dir": str(root / "outputs"),
-            "prompts": {"1_model_0": [0], "2_model_0": [0, 1]}, "prompt_length": 4, "epochs": 2, "batch_size": 8, "lr": 0.3}
+            "prompts": {"1_model_0": [0], "1_model_1": [1], "2_model_0": [0, 1], "2_model_1": [1, 2],
+                        "2_model_init_1": {"models": [0, 1], "init_seed": 7}},
+            "prompt_length": 4, "epochs": 2, "batch_size": 8, "lr": 0.3, "analysis": {"random_seeds": 2, "vocabulary_sample": 10}}
 
 
-def test_papermill_micro_run_writes_prompts_tables_and_figures(tmp_path):
+REPORT = REPO / "nbs" / "experiments" / "analyse_and_report.ipynb"
+STUDY_TABLES = ["table1", "table2", "table3", "table4", "table5", "table6", "table8", "table9", "tables10_12", "table13", "table14"]
+
+
+def run_both(params, out):
+    for notebook in (NOTEBOOK, REPORT):
+        pm.execute_notebook(str(notebook), str(out / notebook.name), parameters=params, cwd=str(REPO), kernel_name="python3", progress_bar=False)
+
+
+def test_papermill_micro_run_writes_prompts_tables_figures_and_report(tmp_path):
     params = micro_setup(tmp_path)
     out = tmp_path / "outputs" / "micro"
     out.mkdir(parents=True)
-    pm.execute_notebook(str(NOTEBOOK), str(out / "train_and_evaluate.ipynb"), parameters=params, cwd=str(REPO), kernel_name="python3", progress_bar=False)
-    for table in ("test_by_model", "one_model_vs_majority", "transfer", "timings"):
+    run_both(params, out)
+    for table in ["test_by_model", "one_model_vs_majority", "transfer", "timings_training", "timings_report", *STUDY_TABLES]:
         assert (out / "tables" / f"{table}.csv").exists(), table
     transfer = pd.read_csv(out / "tables" / "transfer.csv")
-    assert len(transfer) == 2 * 2 * 3  # 2 prompts x (initial, trained) x 3 models
+    assert len(transfer) == 5 * 2 * 3  # 5 prompts x (initial, trained) x 3 models
     assert set(transfer[transfer.prompt == "2_model_0"].query("trained_on").model) == {"seed_0", "seed_1"}
-    assert (out / "figures" / "validation_loss.png").exists()
-    for prompt in ("1_model_0", "2_model_0"):
+    assert pd.read_csv(out / "tables" / "table1.csv").n_models.tolist() == [1, 2]
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert figures == sorted(["validation_loss.png", "loss_by_n_models.png", "masking_heatmap_2_model_0.png",
+                              "masking_heatmap_2_model_1.png", "masking_heatmap_2_model_init_1.png", "tsne_2_model_0.png", "tsne_2_model_0_with_ood.png"])
+    report = (out / "report.md").read_text()
+    for name in ["loss_by_n_models.png", "tsne_2_model_0_with_ood.png"]: assert f"(figures/{name})" in report
+    assert "## Table 1: test loss by number of models" in report and "±" in report
+    for prompt in params["prompts"]:
         assert (out / "prompts" / prompt / "soft_prompt.safetensors").exists()
+    assert (out / "train_and_evaluate.ipynb").exists() and (out / "analyse_and_report.ipynb").exists()
+
+
+def test_second_run_skips_finished_work(tmp_path):
+    "Started again with the same parameters, nothing is retrained or re-analysed; a changed prompt is."
+    params = micro_setup(tmp_path)
+    out = tmp_path / "outputs" / "micro"
+    out.mkdir(parents=True)
+    run_both(params, out)
+    watched = [out / "prompts" / "2_model_0" / "soft_prompt.safetensors", out / "tables" / "token_masking" / "2_model_0.csv",
+               out / "tables" / "transfer.csv", out / "tables" / "compression" / "2_model_1.csv"]
+    before = [p.stat().st_mtime_ns for p in watched]
+    changed = {**params, "prompts": {**params["prompts"], "2_model_1": {"models": [1, 2], "epochs": 3}}}
+    run_both(changed, out)
+    after = [p.stat().st_mtime_ns for p in watched]
+    assert after[:2] == before[:2]                          # 2_model_0 kept: neither retrained nor re-analysed
+    assert after[2] != before[2] and after[3] != before[3]  # the transfer table and 2_model_1's analysis follow the change
 
 
 def test_papermill_refuses_a_typo_before_training(tmp_path):
@@ -81,7 +115,7 @@ def test_mismatched_hidden_sizes_are_refused(tmp_path):
         prepare(params, progress=False)
 
 
-@pytest.mark.parametrize("name, n_prompts", [("imdb", 73), ("emotion", 38), ("mnli", 47), ("mini", 8)])
+@pytest.mark.parametrize("name, n_prompts", [("imdb", 73), ("emotion", 38), ("mnli", 47), ("mini", 17)])
 def test_parameter_files_pass_their_dry_run(name, n_prompts):
     from explainable_soft_prompts.experiment import plan
     params = load_params(REPO / "params" / f"{name}.yml")
@@ -93,3 +127,14 @@ def test_parameter_files_pass_their_dry_run(name, n_prompts):
         assert table.set_index("prompt").loc["5_model_init_1", "init_seed"] == 8943168
     if name == "mnli":
         assert table.set_index("prompt").loc["5_model_0_e20", "epochs"] == 20
+
+
+@pytest.mark.parametrize("task", ["imdb", "emotion", "mnli"])
+def test_local_dataset_files_on_the_seed_family_pass_their_dry_run(task):
+    "The study's datasets on the self-built family from ../shared/data: every parameter checks, the plan has the mini categories."
+    from conftest import SHARED
+    from explainable_soft_prompts.experiment import plan
+    if not (SHARED / "data" / task).exists(): pytest.skip("../shared/data is not beside the checkout")
+    params = load_params(REPO / "params" / f"{task}-mini.yml")
+    table = plan({**params, "data_dir": str(SHARED / "data")})
+    assert len(table) == 17 and set(table.n_models) == {1, 2, 5} and (table.steps > 0).all()
