@@ -43,6 +43,7 @@ class ExperimentConfig:
     output_dir: str = "outputs"
     tracking: list = field(default_factory=list)   # besides metrics.csv: "tensorboard", "wandb"
     analysis: dict = field(default_factory=dict)   # report settings, see ANALYSIS_DEFAULTS
+    dist_backend: str = "auto"                     # under torchrun: auto (NCCL with CUDA, else gloo), gloo or nccl
     train: dict = field(default_factory=dict)
 
     @property
@@ -128,6 +129,7 @@ def check_config(cfg: ExperimentConfig):
         if len(set(idx)) != len(idx): raise ValueError(f"Prompt {name!r} lists a model twice: {idx} (parameter `prompts`).")
     from explainable_soft_prompts.training import check_tracking
     check_tracking(cfg.tracking)
+    if cfg.dist_backend not in ("auto", "gloo", "nccl"): raise ValueError(f"`dist_backend` must be auto, gloo or nccl, got {cfg.dist_backend!r}.")
     unknown = sorted(set(cfg.analysis or {}) - set(ANALYSIS_DEFAULTS))
     if unknown: raise ValueError(f"Unknown `analysis` settings {unknown}. Known: {ANALYSIS_DEFAULTS}.")
     bad = {k: v for k, v in (cfg.analysis or {}).items() if not isinstance(v, int) or isinstance(v, bool) or v < 1}

@@ -17,7 +17,8 @@ from .data import atomic_write, get_task, load_task_data
 from .evaluation import evaluate_prompt, majority_baseline, transfer_matrix
 from .models import FamilyBuildConfig, build_seed_family, family_members, load_family
 from .prompt import load_prompt, load_prompt_metadata
-from .training import TrainConfig, TrainResult, make_trackers, run_fingerprint, train_prompt
+from .training import (TrainConfig, TrainResult, barrier, distributed_world, make_trackers, run_fingerprint,
+                                               train_prompt)
 
 # %% auto #0
 __all__ = ['logger', 'write_table', 'cached_table', 'split_digest', 'results_key', 'ensure_family', 'model_short_names',
@@ -83,13 +84,17 @@ def train_or_load(folder, models, names, data, train_cfg: TrainConfig, tokenizer
     checkpoint = Path(folder) / "checkpoint.pt"
     stale = (Path(folder) / "soft_prompt.safetensors").exists() or (
         checkpoint.exists() and torch.load(checkpoint, weights_only=False, map_location="cpu").get("fingerprint") != fingerprint)
-    if stale:  # trained, or half-trained, with other parameters: start over
+    lead = distributed_world()[0] == 0
+    if stale and lead:  # trained, or half-trained, with other parameters: start over
         for f in ("soft_prompt.safetensors", "init_soft_prompt.safetensors", "prompt.json", "checkpoint.pt", "metrics.csv"):
             (Path(folder) / f).unlink(missing_ok=True)
-    trackers = make_trackers(tracking, folder, Path(folder).name, {**asdict(train_cfg), "models": list(names)})
-    try: return train_prompt(models, data, train_cfg, folder, names, tokenizer, progress, trackers=trackers)
+    barrier()           # under torchrun: no rank starts before the folder is clean
+    trackers = make_trackers(tracking if lead else (), folder, Path(folder).name, {**asdict(train_cfg), "models": list(names)})
+    try: result = train_prompt(models, data, train_cfg, folder, names, tokenizer, progress, trackers=trackers)
     finally:
         for tracker in trackers: tracker.close()
+    barrier()           # rank 0 has written the prompt before anyone moves on
+    return result
 
 def train_all(cfg: ExperimentConfig, models, names, data, tokenizer=None, progress: bool = True) -> dict:
     "Train (or load) every prompt of the run, each with its own training config; returns name -> `TrainResult`."

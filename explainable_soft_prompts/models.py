@@ -251,7 +251,7 @@ def pretrain_seed(seed: int, rows: torch.Tensor, tokenizer, cfg: FamilyBuildConf
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 50 == 0 or step == cfg.steps - 1:
             log.append({"seed": seed, "step": step + 1, "tokens": (step + 1) * cfg.batch_size * cfg.seq_length, "loss": running})
-            bar.set_postfix(loss=f"{running:.3f}")
+            bar.set_postfix(loss=f"{running:.3f}", refresh=False)
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
             atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1, "log": log}, state_path)
     freeze(model)

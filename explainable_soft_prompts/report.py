@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from .analysis import (SHARED_FIRST_PROMPT, assignment_table, back_translation, embedding_map, figure_style,
+                                               group_masking_losses,
                                                knn_vote, masking_and_compression, masking_heatmap, model_colours, prompt_importance,
                                                prompt_similarity_table, run_task_and_category, save_figure, token_masking_matrix,
                                                vote_alignment)
@@ -20,11 +21,12 @@ from .experiment import cached_table, results_key, split_digest, write_table
 
 # %% auto #0
 __all__ = ['BASE_CATEGORIES', 'REPORT_TEXT', 'prompt_category', 'category_size', 'mean_std', 'format_mean_std', 'prompt_models',
-           'analyse_prompt', 'base_rows', 'table1_test_loss', 'table2_similarity', 'importance_by_prompt',
-           'with_shared_first_prompt', 'table3_importance', 'table4_masking_compression', 'table5_seed_dimension',
-           'table6_epochs', 'table8_transfer', 'table9_back_translation', 'tables10_12_masking',
-           'knn_alignment_by_prompt', 'table13_knn_alignment', 'table14_compression', 'loss_by_n_models_figure',
-           'markdown_table', 'with_mean_std', 'write_report', 'figure_prompt', 'report_run']
+           'analysis_key', 'token_masking_table_path', 'masking_frame', 'analyse_prompt', 'base_rows',
+           'table1_test_loss', 'table2_similarity', 'importance_by_prompt', 'with_shared_first_prompt',
+           'table3_importance', 'table4_masking_compression', 'table5_seed_dimension', 'table6_epochs',
+           'table8_transfer', 'table9_back_translation', 'tables10_12_masking', 'knn_alignment_by_prompt',
+           'table13_knn_alignment', 'table14_compression', 'loss_by_n_models_figure', 'markdown_table', 'with_mean_std',
+           'write_report', 'figure_prompt', 'report_run']
 
 # %% ../nbs/09_report.ipynb #16c0e4f8
 BASE_CATEGORIES = ("1_model", "2_model", "5_model", "10_model")
@@ -52,16 +54,28 @@ def format_mean_std(mean: float, std: float) -> str:
 def prompt_models(result, models, names) -> list:
     return [models[names.index(n)] for n in result.model_names]
 
+def analysis_key(name: str, result, split, seeds, k: int) -> str:
+    "What a prompt's cached analyses depend on: its values and models, the split, the random seeds and k."
+    return results_key({name: result}, split_digest(split), list(seeds), k)
+
+def token_masking_table_path(tables_dir, name: str) -> Path:
+    return Path(tables_dir) / "token_masking" / f"{name}.csv"
+
+def masking_frame(losses: torch.Tensor, model_names) -> pd.DataFrame:
+    "The saved form of a masking matrix from `[M, L+1]` losses (unmasked first): model, one column per token, unmasked."
+    frame = pd.DataFrame(losses[:, 1:].tolist(), columns=[str(i) for i in range(losses.shape[1] - 1)])
+    return frame.assign(unmasked=losses[:, 0].tolist()).assign(model=[str(n) for n in model_names])[["model", *frame.columns, "unmasked"]]
+
 def analyse_prompt(tables_dir, name: str, result, models, names, tokenizer, split, target_ids, seeds=range(5), k: int = 7) -> dict:
     "Masking matrix (all prompts); assignment, k-NN votes, back translation, compression (prompts on several models)."
     tables_dir = Path(tables_dir)
     chosen, model_names = prompt_models(result, models, names), list(result.model_names)
-    key = results_key({name: result}, split_digest(split), list(seeds), k)
+    key = analysis_key(name, result, split, seeds, k)
     def masking():
-        matrix, unmasked = token_masking_matrix(chosen, result.prompt, split, target_ids, model_names)
-        return matrix.rename(columns=str).assign(unmasked=unmasked).rename_axis("model").reset_index()
-    frame = cached_table(tables_dir / "token_masking" / f"{name}.csv", key, masking)
-    matrix = frame.set_index("model").drop(columns="unmasked").rename(columns=int)
+        groups = [[i] for i in range(result.prompt.shape[0])]
+        return masking_frame(group_masking_losses(chosen, result.prompt, groups, split, torch.as_tensor(target_ids)), model_names)
+    frame = cached_table(token_masking_table_path(tables_dir, name), key, masking)
+    matrix = frame.set_index("model").drop(columns="unmasked").rename(columns=int).rename_axis(columns="token")
     unmasked = frame.set_index("model").unmasked
     out = {"matrix": matrix, "unmasked": unmasked, "assignment": assignment_table(matrix, unmasked)}
     if len(chosen) < 2: return out

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_training.ipynb #8865114f
 from __future__ import annotations
-import csv, hashlib, json, math, time
+import csv, hashlib, json, math, os, time
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
@@ -19,9 +19,9 @@ from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, save_prompt
 
 # %% auto #0
 __all__ = ['TRACKERS', 'model_inputs', 'family_losses_loop', 'eager_skeleton', 'StackedFamily', 'TrainConfig',
-           'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'TensorBoardTracker', 'WandbTracker',
-           'check_tracking', 'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint', 'train_prompt',
-           'toy_task_data']
+           'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world', 'model_shard',
+           'sum_over_ranks', 'barrier', 'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking',
+           'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint', 'train_prompt', 'toy_task_data']
 
 # %% ../nbs/04_training.ipynb #2774444c
 def model_inputs(batch: dict, device=None) -> tuple:
@@ -163,6 +163,36 @@ def autocast(device, bf16: bool):
     "bf16 autocast on `device` when asked, else nothing."
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
+# %% ../nbs/04_training.ipynb #a7ec244c
+def distributed_world() -> tuple:
+    "`(rank, world_size)` of a running torch.distributed process group with several ranks, else `(0, 1)`."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+def model_shard(n_models: int, rank: int, world_size: int) -> list:
+    "Indices of the models rank `rank` holds: contiguous shares whose sizes differ by at most one (none for ranks past the last model)."
+    if world_size > n_models: return [rank] if rank < n_models else []
+    bounds = [n_models * r // world_size for r in range(world_size + 1)]
+    return list(range(bounds[rank], bounds[rank + 1]))
+
+def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    "`tensor` summed over all ranks, in place (a no-op in one process)."
+    import torch.distributed as dist
+    if distributed_world()[1] > 1: dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+def barrier():
+    "Wait for every rank (a no-op in one process)."
+    import torch.distributed as dist
+    if distributed_world()[1] > 1: dist.barrier()
+
+def scatter_to_family(values: torch.Tensor, indices, n_models: int) -> torch.Tensor:
+    "A length-`n_models` vector (on `values`' device) with this rank's `values` at `indices`, summed over ranks: every model's value on every rank."
+    full = torch.zeros(n_models, *values.shape[1:], dtype=torch.float32, device=values.device)
+    full[list(indices)] = values.detach().float()
+    return sum_over_ranks(full)
+
 # %% ../nbs/04_training.ipynb #3a0a61ce
 def _numbers(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if k not in ("step", "epoch") and isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -245,22 +275,28 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
     "Train one soft prompt through all `models` on `data`; resumable from `run_dir`; metrics also go to `trackers`."
     cfg.check()
     model_names = [str(n) for n in (model_names or [f"model_{i}" for i in range(len(models))])]
+    rank, world = distributed_world()
+    mine = model_shard(len(models), rank, world)                 # all models in one process
+    n_models, lead = len(models), rank == 0                      # only rank 0 writes files and shows progress
     device = cfg.resolved_device()
-    models = [m.to(device) for m in models]
+    if world > 1 and device.type == "cuda": device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+    fingerprint = run_fingerprint(cfg, models, model_names, data)
+    init = initial_prompt(models, cfg.prompt_length, cfg.init, cfg.init_seed, tokenizer, cfg.init_text, cfg.init_combine).to(device)
+    models = [models[i].to(device) for i in mine]
     train, target_ids = data.tokenized["train"], torch.tensor(data.verbalizer.token_ids, device=device)
     family = StackedFamily(models) if cfg.vectorized and len(models) > 1 else None
     def losses(prompt, batch):
         return family.losses(prompt, batch, target_ids) if family else family_losses_loop(models, prompt, batch, target_ids)
+    def mean_loss(model_losses):                                 # this rank's part of the mean over all models
+        return model_losses.mean() if world == 1 else model_losses.sum() / n_models
 
     # set up: prompt, optimizer, schedule
-    init = initial_prompt(models, cfg.prompt_length, cfg.init, cfg.init_seed, tokenizer, cfg.init_text, cfg.init_combine).to(device)
     prompt = SoftPrompt(init)
     optimizer = torch.optim.AdamW(prompt.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, total_steps, cfg.warmup))
     micro = cfg.micro_batch_size or cfg.batch_size
-    fingerprint = run_fingerprint(cfg, models, model_names, data)
 
     # resume
     step, history, start = 0, [], time.time()
@@ -272,41 +308,47 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
         prompt.load_state_dict(state["prompt"]); optimizer.load_state_dict(state["optimizer"]); scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"].cpu()); step, history = state["step"], state["history"]
     def save_checkpoint():
-        if checkpoint:
+        if checkpoint and lead:
             atomic_torch_save({"prompt": prompt.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                "rng": torch.get_rng_state(), "step": step, "history": history, "fingerprint": fingerprint}, checkpoint)
 
     def validate():
         "Validation at the end of an epoch, once (also after a resume that stopped right at an epoch's end)."
         if not history or "val_loss" in history[-1] or history[-1]["step"] % steps_per_epoch: return
-        val_loss, val_acc = split_loss_accuracy(models, prompt().detach(), data.tokenized["validation"], target_ids, cfg.eval_batch_size, device, cfg.bf16)
+        val_loss, val_acc = (split_loss_accuracy(models, prompt().detach(), data.tokenized["validation"], target_ids, cfg.eval_batch_size, device, cfg.bf16)
+                             if models else (torch.zeros(0), torch.zeros(0)))
+        if world > 1: val_loss, val_acc = (scatter_to_family(v.to(device), mine, n_models).cpu() for v in (val_loss, val_acc))
         validation = {"val_loss": val_loss.mean().item(), "val_accuracy": val_acc.mean().item(),
                       **{f"val_loss/{n}": v for n, v in zip(model_names, val_loss.tolist())},
                       **{f"val_accuracy/{n}": v for n, v in zip(model_names, val_acc.tolist())}}
         history[-1].update(validation)
-        for tracker in trackers: tracker.log(validation, history[-1]["step"])
+        for tracker in (trackers if lead else ()): tracker.log(validation, history[-1]["step"])
         save_checkpoint()
-        if run_dir: _write_csv(history, Path(run_dir) / "metrics.csv")
+        if run_dir and lead: _write_csv(history, Path(run_dir) / "metrics.csv")
 
     validate()                                                   # a resumed run may owe the last epoch's validation
-    bar = progress_bar(total=total_steps, initial=step, desc=f"training on {len(models)} model(s)", disable=not progress, mininterval=2)
+    bar = progress_bar(total=total_steps, initial=step, desc=f"training on {n_models} model(s)", disable=not (progress and lead), mininterval=2)
     running = None
     while step < total_steps:
         epoch, in_epoch = divmod(step, steps_per_epoch)
         order = batch_indices(len(train), cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed * 10_007 + epoch))
         for indices in order[in_epoch:]:
             optimizer.zero_grad(set_to_none=True)
-            per_model = torch.zeros(len(models))
+            per_model = torch.zeros(n_models)
             for part in range(0, len(indices), micro):
                 chunk = indices[part:part + micro]
                 with autocast(device, cfg.bf16):
-                    model_losses = losses(prompt(), collate(train, chunk))
-                bad = ~torch.isfinite(model_losses.detach())
-                if bad.any():
+                    model_losses = losses(prompt(), collate(train, chunk)) if models else torch.zeros(0, device=device)
+                every_loss = model_losses.detach().float().cpu() if world == 1 else scatter_to_family(model_losses, mine, n_models).cpu()
+                bad = ~torch.isfinite(every_loss)
+                if bad.any():                                    # every rank sees every model's loss: all stop together
                     raise FloatingPointError(f"Non-finite loss at step {step + 1} (epoch {epoch + 1}) on model {model_names[int(bad.nonzero()[0])]}: "
-                                             f"{model_losses.detach().tolist()}. Fix: lower `lr`, or turn off `bf16`.")
-                (model_losses.mean() * len(chunk) / len(indices)).backward()
-                per_model += model_losses.detach().float().cpu() * len(chunk) / len(indices)
+                                             f"{every_loss.tolist()}. Fix: lower `lr`, or turn off `bf16`.")
+                if models: (mean_loss(model_losses) * len(chunk) / len(indices)).backward()
+                per_model += every_loss * len(chunk) / len(indices)
+            if world > 1:                                        # the gradient of the mean over all models
+                if prompt.weight.grad is None: prompt.weight.grad = torch.zeros_like(prompt.weight)   # a rank without models
+                sum_over_ranks(prompt.weight.grad)
             if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(prompt.parameters(), cfg.grad_clip)
             lr = scheduler.get_last_lr()[0]
             optimizer.step(); scheduler.step(); step += 1
@@ -314,8 +356,9 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
             running = loss if running is None else 0.9 * running + 0.1 * loss
             history.append({"step": step, "epoch": epoch + 1, "lr": lr, "train_loss": loss,
                             **{f"train_loss/{n}": v for n, v in zip(model_names, per_model.tolist())}})
-            for tracker in trackers: tracker.log(history[-1], step)
-            bar.update(1); bar.set_postfix(loss=f"{running:.4f}")
+            if lead:
+                for tracker in trackers: tracker.log(history[-1], step)
+            bar.update(1); bar.set_postfix(loss=f"{running:.4f}", refresh=False)
             if step % steps_per_epoch == 0: validate()
             if step % cfg.checkpoint_every == 0: save_checkpoint()
             if stop_after_step is not None and step >= stop_after_step:
@@ -323,7 +366,7 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
     validate()
     bar.close()
     result = TrainResult(prompt().detach().cpu(), init.cpu(), history, model_names, time.time() - start)
-    if run_dir:
+    if run_dir and lead:
         save_prompt(run_dir, result.prompt, result.init_prompt,
                     {"task": data.task.name, "label_words": data.verbalizer.label_words, "models": model_names,
                      "train_config": asdict(cfg), "n_train": len(train), "fingerprint": fingerprint})

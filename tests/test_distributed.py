@@ -1,0 +1,50 @@
+"Model-sharded training and analysis over 2 processes (torchrun, gloo on CPU) give what 1 process gives."
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from conftest import REPO
+
+sys.path.insert(0, str(Path(__file__).parent))
+import distributed_worker  # noqa: E402
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+def torchrun(args, cwd, timeout=600):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ESP_PROGRESS": "off"}
+    done = subprocess.run(TORCHRUN + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def test_two_processes_train_the_same_prompt_as_one(tmp_path):
+    torchrun([str(REPO / "tests" / "distributed_worker.py"), str(tmp_path)], cwd=REPO)
+    ranks = [torch.load(tmp_path / f"rank_{r}.pt") for r in range(2)]
+    single, single_masking = distributed_worker.train()
+    assert torch.equal(ranks[0]["prompt"], ranks[1]["prompt"])                # the ranks agree exactly
+    assert torch.allclose(ranks[0]["prompt"], single.prompt, atol=1e-5)       # and match one process
+    assert not torch.allclose(single.prompt, single.init_prompt)             # something was trained
+    two = pd.DataFrame(ranks[0]["history"]); one = pd.DataFrame(single.history)
+    assert list(two.columns) == list(one.columns)                            # every model's loss is logged on rank 0
+    assert np.allclose(two.filter(like="/m").to_numpy(), one.filter(like="/m").to_numpy(), atol=1e-5, equal_nan=True)
+    assert torch.allclose(ranks[0]["masking"], single_masking, atol=1e-6)    # sharded masking gathers the same matrix
+    assert (tmp_path / "run" / "soft_prompt.safetensors").exists()           # written once, by rank 0
+
+
+def test_the_command_line_runs_an_experiment_on_two_processes(tmp_path):
+    from test_experiment import micro_setup
+    import yaml
+    params = micro_setup(tmp_path)
+    params["prompts"] = {"1_model_0": [0], "2_model_0": [0, 1], "3_model_0": [0, 1, 2]}
+    (tmp_path / "params.yml").write_text(yaml.safe_dump(params))
+    torchrun(["-m", "explainable_soft_prompts.distributed", str(tmp_path / "params.yml")], cwd=REPO)
+    out = Path(params["output_dir"]) / params["run_name"]
+    assert (out / "report.md").exists() and (out / "tables" / "table1.csv").exists()
+    masking = pd.read_csv(out / "tables" / "token_masking" / "3_model_0.csv")
+    assert masking.model.tolist() == ["seed_0", "seed_1", "seed_2"]           # rows gathered from both ranks, in order
