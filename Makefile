@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 # progress bars as plain text lines, which papermill copies into its log (a widget would be invisible there)
 export ESP_PROGRESS ?= text
 
-.PHONY: install reproduce released dry-run test family lock lab readme check-sync docs
+.PHONY: install reproduce released dry-run test family lock lab readme check-sync docs bench
 
 $(STAMP): setup.py settings.ini requirements-lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ released: install
 	mkdir -p outputs/released_artifacts
 	$(BIN)/papermill nbs/experiments/released_artifacts.ipynb outputs/released_artifacts/released_artifacts.ipynb -p artifacts_dir $(ARTIFACTS) -p output_dir outputs/released_artifacts --cwd . --log-output --no-progress-bar
 	@echo "Results: outputs/released_artifacts/"
+
+# the benchmarks (benchmarks/*.py): JSON lines on stdout, JSON files in outputs/bench/; about 10 minutes on 2 cores
+bench: install
+	@start=$$(date +%s); \
+	ESP_PROGRESS=off $(PY) benchmarks/bench_training.py && \
+	ESP_PROGRESS=off $(PY) benchmarks/bench_masking.py --examples 128 && \
+	PYTHONWARNINGS=ignore ESP_PROGRESS=off $(PY) benchmarks/bench_peft.py && \
+	ESP_PROGRESS=off $(PY) benchmarks/bench_flops.py && \
+	ESP_PROGRESS=off $(PY) benchmarks/bench_e2e.py && \
+	echo "make bench: $$(( $$(date +%s) - start )) s in all; results in outputs/bench/"
 
 # check a parameter file and print the plan (prompts, models, steps) without loading anything
 dry-run: install

@@ -1,90 +1,94 @@
-"""Benchmark: the batched token masking matrix (all L+1 prompt variants in one pass over the split per model)
-against the study's method (one pass per model and masked token), on the same prompt, family and data.
+"""Benchmark 2: the token masking matrix (M = 5 models, L = 16 tokens: L + 1 prompt variants per model).
 
-    nice -n 10 .venv/bin/python benchmarks/bench_masking.py [--models 5 --length 16 --examples 300 --repeats 3]
+Three ways to compute the same matrix, timed side by side:
+- `full_logits_loop`: one variant and one model at a time, each a full evaluation pass over the split with the
+  masked LM's ordinary forward, which computes vocabulary logits at every position and then reads the one at
+  [MASK] (how a plain Hugging Face evaluation loop does it; the study's method of one pass per model and token);
+- `per_variant`: one variant and one model at a time, with this project's forward (head only at [MASK],
+  inference mode) - `token_masking_matrix_per_variant`;
+- `batched`: this project's `token_masking_matrix`: all L + 1 variants in one pass per model.
+The ratios separate what batching the variants gives from what computing the head only at [MASK] gives.
+All three must give the same matrix (largest absolute difference printed).
 
-Prints one JSON line per repetition and a summary line (median seconds, time ratio, largest absolute difference
-between the two matrices), and writes the summary to outputs/bench/masking.json (atomically).
+    python benchmarks/bench_masking.py [--shape family] [--models 5 --length 16 --examples 256 --repeats 3]
 """
-import argparse, json, os, platform, statistics, tempfile, time
+from __future__ import annotations
+
+import argparse, sys
 from pathlib import Path
 
 import torch
-from transformers import BertForMaskedLM
+import torch.nn.functional as F
 
-from explainable_soft_prompts.analysis import token_masking_matrix, token_masking_matrix_per_variant
-from explainable_soft_prompts.data import tiny_tokenizer
-from explainable_soft_prompts.models import freeze, tiny_bert_config
-from explainable_soft_prompts.training import toy_task_data
+sys.path.insert(0, str(Path(__file__).parent))
+from common import SHAPES, compare, emit, machine, random_family, write_json  # noqa: E402
 
-
-def random_family(n_models: int, vocab_size: int, hidden_size: int, layers: int, heads: int) -> list:
-    "Random-weight BERT MLMs of one small shape, seeded 0..n-1."
-    family = []
-    for seed in range(n_models):
-        torch.manual_seed(seed)
-        family.append(freeze(BertForMaskedLM(tiny_bert_config(vocab_size, hidden_size, layers, heads, max_positions=64))).eval())
-    return family
+from explainable_soft_prompts.analysis import token_masking_matrix, token_masking_matrix_per_variant, zero_rows  # noqa: E402
+from explainable_soft_prompts.data import TokenizedSplit, batch_indices, collate  # noqa: E402
 
 
-def timed(fn) -> tuple:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+def random_split(n: int, text_length: int, vocab_size: int, seed: int = 0) -> TokenizedSplit:
+    "A tokenised split of random texts of one length ending in [MASK] [SEP], binary labels."
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(10, vocab_size, (n, text_length), generator=gen)
+    ids[:, 0], ids[:, -2], ids[:, -1] = 2, 4, 3
+    return TokenizedSplit([row.tolist() for row in ids], torch.randint(2, (n,), generator=gen), torch.full((n,), text_length - 2))
 
 
-def write_json_atomically(obj, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(obj, f, indent=1)
-    os.chmod(f.name, 0o644); os.replace(f.name, path)
+@torch.inference_mode()
+def full_logits_loss(model, prompt, split, target_ids, batch_size: int, device="cpu") -> float:
+    "Mean loss over `split`: the ordinary masked-LM forward (logits at every position), read at [MASK]."
+    total, embed = 0.0, model.get_input_embeddings()
+    for indices in batch_indices(len(split), batch_size):
+        batch = collate(split, indices)
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        inputs = torch.cat([prompt.to(device)[None].expand(len(ids), -1, -1), embed(ids)], 1)
+        full_mask = torch.cat([mask.new_ones(len(ids), prompt.shape[0]), mask], 1)
+        logits = model(inputs_embeds=inputs, attention_mask=full_mask).logits           # [B, L + T, V]
+        at_mask = logits[torch.arange(len(ids)), batch["mask_positions"].to(device) + prompt.shape[0]]
+        total += F.cross_entropy(at_mask.float(), target_ids.to(device)[batch["labels"].to(device)], reduction="sum").item()
+    return total / len(split)
 
 
-def main():
+def full_logits_matrix(models, prompt, split, target_ids, batch_size, device="cpu") -> torch.Tensor:
+    "`[M, L + 1]`: unmasked loss, then each token zeroed; one full pass per model and variant."
+    variants = [prompt] + [zero_rows(prompt, [i]) for i in range(prompt.shape[0])]
+    return torch.tensor([[full_logits_loss(m, v, split, target_ids, batch_size, device) for v in variants] for m in models])
+
+
+def as_tensor(result) -> torch.Tensor:
+    matrix, unmasked = result
+    return torch.cat([torch.tensor(unmasked.to_numpy())[:, None], torch.tensor(matrix.to_numpy())], 1).float()
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", default="family", choices=list(SHAPES))
     parser.add_argument("--models", type=int, default=5)
     parser.add_argument("--length", type=int, default=16, help="prompt length L")
-    parser.add_argument("--examples", type=int, default=300, help="examples in the evaluated split")
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--vocab", type=int, default=2000, help="model vocabulary (output head) size")
+    parser.add_argument("--examples", type=int, default=256)
+    parser.add_argument("--text-length", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 keeps timings steady on a shared machine)")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="outputs/bench/masking.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-
-    tokenizer = tiny_tokenizer()
-    data = toy_task_data(tokenizer, n_train=8, n_eval=args.examples, prompt_length=args.length, seed=0)
-    split, targets = data.tokenized["test"], data.verbalizer.token_ids
-    models = random_family(args.models, max(args.vocab, len(tokenizer)), args.hidden, args.layers, args.heads)
-    prompt = torch.randn(args.length, args.hidden, generator=torch.Generator().manual_seed(1))
-    config = {k: v for k, v in vars(args).items() if k != "out"}
-
-    methods = {"batched": lambda: token_masking_matrix(models, prompt, split, targets, batch_size=args.batch_size),
-               "per_variant": lambda: token_masking_matrix_per_variant(models, prompt, split, targets, batch_size=args.batch_size)}
-    methods["batched"]()                                                   # warm-up, not timed
-    seconds, max_abs_diff = {name: [] for name in methods}, 0.0
-    for repeat in range(args.repeats):
-        order = list(methods) if repeat % 2 == 0 else list(methods)[::-1]    # alternate which goes first
-        results = {}
-        for name in order:
-            elapsed, results[name] = timed(methods[name])
-            seconds[name].append(elapsed)
-        (batched, batched_unmasked), (reference, reference_unmasked) = results["batched"], results["per_variant"]
-        diff = max((batched - reference).abs().to_numpy().max(), (batched_unmasked - reference_unmasked).abs().max())
-        max_abs_diff = max(max_abs_diff, float(diff))
-        print(json.dumps({"repeat": repeat, "order": order, **{f"{n}_s": round(seconds[n][-1], 4) for n in methods},
-                          "max_abs_diff": float(diff)}), flush=True)
-    median = {name: statistics.median(v) for name, v in seconds.items()}
-    summary = {"benchmark": "token_masking_matrix", "config": config, "passes_per_model": {"batched": 1, "per_variant": args.length + 1},
-               "median_batched_s": round(median["batched"], 4), "median_per_variant_s": round(median["per_variant"], 4),
-               "time_ratio_per_variant_over_batched": round(median["per_variant"] / median["batched"], 3),
-               "max_abs_diff": max_abs_diff, "seconds": seconds, "torch": torch.__version__, "machine": platform.machine()}
-    print(json.dumps({k: v for k, v in summary.items() if k != "seconds"}), flush=True)
-    write_json_atomically(summary, Path(args.out))
+    args = parser.parse_args(argv)
+    models = random_family(args.models, args.shape, args.device)
+    split = random_split(args.examples, args.text_length, SHAPES[args.shape]["vocab_size"])
+    targets = torch.tensor([5, 6])
+    prompt = torch.randn(args.length, SHAPES[args.shape]["hidden_size"], generator=torch.Generator().manual_seed(1))
+    methods = {"full_logits_loop": lambda: full_logits_matrix(models, prompt, split, targets, args.batch_size, args.device),
+               "per_variant": lambda: as_tensor(token_masking_matrix_per_variant(models, prompt, split, targets, batch_size=args.batch_size, device=args.device)),
+               "batched": lambda: as_tensor(token_masking_matrix(models, prompt, split, targets, batch_size=args.batch_size, device=args.device))}
+    median, results, seconds = compare(methods, args.repeats, args.device, log=emit)
+    diff = max(float((results[a] - results["batched"]).abs().max()) for a in ("full_logits_loop", "per_variant"))
+    record = {"benchmark": "token_masking_matrix", "shape": args.shape, "models": args.models, "prompt_length": args.length,
+              "examples": args.examples, "text_tokens": args.text_length, **{f"{k}_s": round(v, 4) for k, v in median.items()},
+              "speedup_batched_over_full_logits_loop": round(median["full_logits_loop"] / median["batched"], 3),
+              "speedup_batched_over_per_variant": round(median["per_variant"] / median["batched"], 3),
+              "max_abs_diff": diff}
+    emit(record)
+    write_json({"record": record, "seconds": seconds, "machine": machine(), "config": vars(args)}, args.out)
 
 
 if __name__ == "__main__":

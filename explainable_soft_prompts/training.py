@@ -92,7 +92,7 @@ class TrainConfig:
     beta2: float = 0.999
     grad_clip: float = 1.0
     bf16: bool = False
-    vectorized: bool = True
+    vectorized: bool | None = None     # None: vmap on CUDA, the loop on CPU (faster there: benchmarks/bench_training.py)
     eval_batch_size: int = 128
     checkpoint_every: int = 25
     device: str = "auto"
@@ -144,11 +144,14 @@ def cosine_with_warmup(step: int, total_steps: int, warmup: float) -> float:
 # %% ../nbs/04_training.ipynb #8043ac87
 @torch.inference_mode()
 def split_loss_accuracy(models, prompt, split, target_ids, batch_size: int = 128, device=None, bf16: bool = False):
-    "Loss and accuracy of `prompt` on every model over a whole split: two tensors `[M]` (or `[M, P]` for `[P, L, H]` prompts)."
+    """Loss and accuracy of `prompt` on every model over a whole split: two tensors `[M]` (or `[M, P]` for `[P, L, H]` prompts).
+    `batch_size` counts sequences per forward: P prompt variants share it (P variants of B/P examples), which keeps
+    activations small enough for the CPU's caches (a P-fold batch was slower than P passes, see bench_masking)."""
     device = device or next(models[0].parameters()).device      # where the models are, whatever the prompt's device
     prompt = prompt.to(device); target_ids = target_ids.to(device)
     loss_sum, correct = 0.0, 0.0
-    for indices in batch_indices(len(split), batch_size):
+    examples_per_forward = max(1, batch_size // (prompt.shape[0] if prompt.dim() == 3 else 1))
+    for indices in batch_indices(len(split), examples_per_forward):
         batch = collate(split, indices)
         inputs = model_inputs(batch, device); labels = batch["labels"].to(device)
         with autocast(device, bf16):
@@ -284,7 +287,8 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
     init = initial_prompt(models, cfg.prompt_length, cfg.init, cfg.init_seed, tokenizer, cfg.init_text, cfg.init_combine).to(device)
     models = [models[i].to(device) for i in mine]
     train, target_ids = data.tokenized["train"], torch.tensor(data.verbalizer.token_ids, device=device)
-    family = StackedFamily(models) if cfg.vectorized and len(models) > 1 else None
+    use_vmap = cfg.vectorized if cfg.vectorized is not None else device.type == "cuda"
+    family = StackedFamily(models) if use_vmap and len(models) > 1 else None
     def losses(prompt, batch):
         return family.losses(prompt, batch, target_ids) if family else family_losses_loop(models, prompt, batch, target_ids)
     def mean_loss(model_losses):                                 # this rank's part of the mean over all models

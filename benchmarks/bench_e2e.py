@@ -1,0 +1,77 @@
+"""Benchmark 5: the offline default end to end, wall time per stage.
+
+Measured here, in this process: a reduced offline default (params/mini.yml with three of its prompts, 1-, 2- and
+5-model, one epoch, into outputs/bench/e2e/) run stage by stage: prepare (family and data), training, token
+masking, evaluation and report; and the family builder's pretraining rate (steps of one seed with the shipped
+family's configuration, in a scratch folder). Read, not measured here: the stage times of the last full
+`make reproduce` (outputs/mini/tables/timings_*.csv), when that run exists.
+
+    python benchmarks/bench_e2e.py [--pretraining-steps 40]
+"""
+from __future__ import annotations
+
+import argparse, shutil, sys, tempfile, time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import emit, machine, write_json  # noqa: E402
+
+from explainable_soft_prompts.config import load_params  # noqa: E402
+from explainable_soft_prompts.distributed import run_distributed  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pretraining_rate(steps: int) -> dict:
+    "Seconds per pretraining step of one seed with the shipped family's configuration (its tokenizer and corpus)."
+    from explainable_soft_prompts.models import FamilyBuildConfig, pack_sequences, pretrain_seed, pretraining_texts, offline_task_eval_texts
+    from transformers import AutoTokenizer
+    record = __import__("json").loads((REPO / "families/tweets-mini/family.json").read_text())["config"]
+    cfg = FamilyBuildConfig(**{**record, "task_split_sizes": tuple(record["task_split_sizes"])})
+    tokenizer = AutoTokenizer.from_pretrained(REPO / "families/tweets-mini/seed_0")
+    texts = pretraining_texts(offline_task_eval_texts(cfg.task_split_sizes, cfg.task_split_seed), corpus=cfg.corpus)[:20000]
+    rows = pack_sequences(texts, tokenizer, cfg.seq_length)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        pretrain_seed(0, rows, tokenizer, replace(cfg, steps=steps, checkpoint_every=10**9), tmp, progress=False)
+        seconds = time.perf_counter() - start
+    per_step = seconds / steps
+    return {"pretraining_steps": steps, "pretraining_s": round(seconds, 2), "s_per_step": round(per_step, 4),
+            "tokens_per_s": round(cfg.batch_size * cfg.seq_length / per_step),
+            "estimated_full_build_min_2_workers": round(per_step * cfg.steps * cfg.n_models / 2 / 60, 1),
+            "note": "the full-build figure is an estimate from this rate (one seed per core), not a measurement"}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pretraining-steps", type=int, default=40)
+    parser.add_argument("--out", default="outputs/bench/e2e.json")
+    args = parser.parse_args(argv)
+    params = load_params(REPO / "params/mini.yml")
+    keep = ["1_model_0", "2_model_0", "5_model_0"]
+    output_dir = REPO / "outputs/bench/e2e"
+    shutil.rmtree(output_dir, ignore_errors=True)
+    params = {**params, "run_name": "mini-reduced", "output_dir": str(output_dir), "family_dir": str(REPO / "families/tweets-mini"),
+              "epochs": 1, "prompts": {k: params["prompts"][k] for k in keep}}
+    start = time.perf_counter()
+    out = run_distributed(params, report=True, progress=False)
+    stages = {k: round(v, 1) for k, v in out["timings"].items()}
+    record = {"benchmark": "offline_default_stages", "run": f"params/mini.yml reduced to {keep}, 1 epoch", "stages_s": stages,
+              "total_s": round(time.perf_counter() - start, 1)}
+    emit(record)
+    rate = {"benchmark": "family_build_rate", **pretraining_rate(args.pretraining_steps)}
+    emit(rate)
+    full = {}
+    for part in ("training", "report"):
+        path = REPO / f"outputs/mini/tables/timings_{part}.csv"
+        if path.exists(): full.update(dict(pd.read_csv(path).itertuples(index=False)))
+    if full: emit({"benchmark": "last_full_make_reproduce", "source": "outputs/mini/tables/timings_*.csv (read, not measured here)", "stages_s": full})
+    write_json({"reduced_run": record, "family_build_rate": rate, "last_full_make_reproduce": full, "machine": machine()}, args.out)
+
+
+if __name__ == "__main__":
+    main()

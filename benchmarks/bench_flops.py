@@ -1,0 +1,73 @@
+"""Benchmark 4: hardware efficiency. Achieved FLOP/s of the training step against the machine's dense matmul FLOP/s.
+
+The step's FLOPs are counted from the model shape (the frozen models get no weight gradients, so the backward
+pass costs one matmul per linear layer, for the input gradient, and two per attention matmul):
+  per sequence of S = L + T positions and per layer: linear 2*S*(4*H^2 + 2*H*F), attention 4*S^2*H;
+  per example: the MLM head at [MASK] only, 2*H^2 + 2*H*V;
+  step = 2 * linear + 3 * attention + 2 * head (forward + backward), times M models.
+The machine's figure is the median FLOP/s of a large square fp32 (or bf16) matmul with the same threads.
+
+    python benchmarks/bench_flops.py [--shapes family bert-base] [--models 5]
+"""
+from __future__ import annotations
+
+import argparse, statistics, sys, time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import SHAPES, compare, emit, machine, random_batch, random_family, sync, write_json  # noqa: E402
+from bench_training import DEFAULT_BATCH, make_step  # noqa: E402
+
+
+def step_flops(shape: str, n_models: int, batch_size: int, text_length: int, prompt_length: int = 16) -> float:
+    s = SHAPES[shape]
+    H, F, V, layers, S = s["hidden_size"], s["intermediate_size"], s["vocab_size"], s["num_hidden_layers"], prompt_length + text_length
+    linear = layers * 2 * S * (4 * H * H + 2 * H * F)
+    attention = layers * 4 * S * S * H
+    head = 2 * H * H + 2 * H * V
+    return n_models * batch_size * (2 * linear + 3 * attention + 2 * head)
+
+
+def matmul_flops(device="cpu", dtype=torch.float32, n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2): a @ b
+    times = []
+    for _ in range(repeats):
+        sync(device); start = time.perf_counter(); a @ b; sync(device); times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / statistics.median(times)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", nargs="+", default=["family", "bert-base"], choices=list(SHAPES))
+    parser.add_argument("--models", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--out", default="outputs/bench/flops.json")
+    args = parser.parse_args(argv)
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    peak = matmul_flops(args.device, dtype)
+    emit({"benchmark": "dense_matmul", "dtype": str(dtype), "gflops": round(peak / 1e9, 2)})
+    records = []
+    for shape in args.shapes:
+        batch_size, text_length = DEFAULT_BATCH[shape]
+        models = random_family(args.models, shape, args.device, dtype)
+        batch = random_batch(batch_size, text_length, SHAPES[shape]["vocab_size"], device=args.device)
+        prompt_init = torch.randn(16, SHAPES[shape]["hidden_size"]).to(args.device)
+        vectorized = torch.device(args.device).type == "cuda"          # the path train_prompt takes by default
+        median, _, _ = compare({"step": make_step(models, vectorized, batch, torch.tensor([5, 6], device=args.device), prompt_init,
+                                                  args.device, args.bf16)}, args.repeats, args.device)
+        flops = step_flops(shape, args.models, batch_size, text_length)
+        record = {"benchmark": "training_step_efficiency", "shape": shape, "models": args.models, "batch": batch_size, "text_tokens": text_length,
+                  "path": "vectorized" if vectorized else "loop", "step_s": round(median["step"], 4), "step_gflop": round(flops / 1e9, 2),
+                  "achieved_gflops": round(flops / median["step"] / 1e9, 2), "matmul_gflops": round(peak / 1e9, 2),
+                  "efficiency_achieved_over_matmul": round(flops / median["step"] / peak, 3)}
+        emit(record); records.append(record)
+    write_json({"records": records, "matmul_flops": peak, "machine": machine(), "config": vars(args)}, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Benchmark 1: one multi-model training step, the vectorised path (`StackedFamily`: `vmap` over stacked weights)
+against the reference loop over the models, for M = 1, 2, 5, 10, on the offline family's shape and on BERT-base.
+
+A step is what `train_prompt` does per optimizer step: forward through every model, the mean of the per-model
+losses at [MASK], backward to the prompt, AdamW step on the prompt. Both paths start from the same prompt and
+optimizer state and must give the same losses and gradient (checked, largest difference printed).
+
+Peak memory: each path runs in a fresh subprocess at M = 5 that builds the models, then runs steps; the peak
+resident memory (ru_maxrss) of the two is compared with the size of the weights. The vectorised path views the
+stacked weights from the models (no second copy), so its peak must stay below loop peak + the weights' size.
+
+    python benchmarks/bench_training.py [--shapes family bert-base] [--models 1 2 5 10] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse, json, resource, subprocess, sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import SHAPES, autocast, compare, emit, machine, random_batch, random_family, write_json  # noqa: E402
+
+from explainable_soft_prompts.prompt import SoftPrompt  # noqa: E402
+from explainable_soft_prompts.training import StackedFamily, family_losses_loop  # noqa: E402
+
+# micro-batches: the study's (imdb 168/8 per model step on a GPU) scaled to what a 2-core CPU steps in seconds
+DEFAULT_BATCH = {"family": (32, 64), "bert-base": (4, 64)}   # (examples, text tokens)
+
+
+def make_step(models, vectorized: bool, batch, targets, prompt_init, device, bf16=False):
+    "A function doing one training step from a fixed starting state; returns (per-model losses, prompt gradient)."
+    family = StackedFamily(models) if vectorized else None
+    def step():
+        prompt = SoftPrompt(prompt_init).to(device)
+        optimizer = torch.optim.AdamW(prompt.parameters(), lr=0.1)
+        with autocast(device, bf16):
+            losses = family.losses(prompt(), batch, targets) if family else family_losses_loop(models, prompt(), batch, targets)
+        losses.mean().backward()
+        grad = prompt.weight.grad.detach().clone()
+        optimizer.step()
+        return losses.detach().float().cpu(), grad.float().cpu()
+    return step
+
+
+def peak_memory_child(shape: str, n_models: int, vectorized: bool, batch_size: int, text_length: int) -> dict:
+    "Run in a subprocess: build the family, take 2 steps, report peak RSS and the weights' size (MiB)."
+    models = random_family(n_models, shape)
+    weights = sum(p.numel() * p.element_size() for m in models for p in m.parameters()) / 2**20
+    batch = random_batch(batch_size, text_length, SHAPES[shape]["vocab_size"])
+    step = make_step(models, vectorized, batch, torch.tensor([5, 6]), torch.randn(16, SHAPES[shape]["hidden_size"]), "cpu")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for _ in range(2): step()
+    return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_models_mib": before, "weights_mib": weights}
+
+
+def peak_memory(shape, n_models, batch_size, text_length) -> dict:
+    out = {}
+    for path in ("loop", "vectorized"):
+        code = (f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_training as b; "
+                f"print(json.dumps(b.peak_memory_child({shape!r}, {n_models}, {path == 'vectorized'}, {batch_size}, {text_length})))")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out[path] = json.loads(done.stdout.strip().splitlines()[-1])
+    weights = out["loop"]["weights_mib"]
+    extra = out["vectorized"]["peak_rss_mib"] - out["loop"]["peak_rss_mib"]
+    return {"shape": shape, "models": n_models, "weights_mib": round(weights, 1),
+            "loop_peak_rss_mib": round(out["loop"]["peak_rss_mib"], 1), "vectorized_peak_rss_mib": round(out["vectorized"]["peak_rss_mib"], 1),
+            "vectorized_minus_loop_mib": round(extra, 1), "no_second_copy_of_weights": extra < weights}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", nargs="+", default=["family", "bert-base"], choices=list(SHAPES))
+    parser.add_argument("--models", nargs="+", type=int, default=[1, 2, 5, 10])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--batch", type=int, default=None, help="examples per step (default per shape)")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--out", default="outputs/bench/training.json")
+    args = parser.parse_args(argv)
+    records = []
+    for shape in args.shapes:
+        batch_size, text_length = DEFAULT_BATCH[shape]
+        batch_size = args.batch or batch_size
+        family = random_family(max(args.models), shape, args.device, torch.bfloat16 if args.bf16 else torch.float32)
+        batch = random_batch(batch_size, text_length, SHAPES[shape]["vocab_size"], device=args.device)
+        targets = torch.tensor([5, 6], device=args.device)
+        prompt_init = torch.randn(16, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(1)).to(args.device)
+        for n_models in args.models:
+            models = family[:n_models]
+            methods = {"loop": make_step(models, False, batch, targets, prompt_init, args.device, args.bf16),
+                       "vectorized": make_step(models, True, batch, targets, prompt_init, args.device, args.bf16)}
+            median, results, seconds = compare(methods, args.repeats, args.device)
+            loss_diff = float((results["loop"][0] - results["vectorized"][0]).abs().max())
+            grad_diff = float((results["loop"][1] - results["vectorized"][1]).abs().max() / results["loop"][1].abs().max())
+            record = {"benchmark": "training_step", "shape": shape, "models": n_models, "batch": batch_size, "text_tokens": text_length,
+                      "prompt_length": 16, "bf16": args.bf16, "loop_s": round(median["loop"], 4), "vectorized_s": round(median["vectorized"], 4),
+                      "speedup_vectorized_over_loop": round(median["loop"] / median["vectorized"], 3),
+                      "max_loss_diff": loss_diff, "max_relative_grad_diff": grad_diff, "seconds": seconds}
+            emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
+        del family
+    memory = [] if args.no_memory or args.device != "cpu" else [peak_memory(s, 5, *DEFAULT_BATCH[s]) for s in args.shapes]
+    for m in memory: emit({"benchmark": "training_peak_memory", **m})
+    write_json({"records": records, "memory": memory, "machine": machine(), "config": vars(args)}, args.out)
+
+
+if __name__ == "__main__":
+    main()

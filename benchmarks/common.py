@@ -1,0 +1,84 @@
+"""Shared pieces of the benchmarks: model shapes, random families, side-by-side timing, JSON output.
+
+Every benchmark times two ways of doing the same work in one process, alternating which goes first, several
+repetitions, and reports medians, their ratio, and a check that both give the same numbers.
+"""
+from __future__ import annotations
+
+import json, os, platform, statistics, tempfile, time
+from pathlib import Path
+
+import torch
+from transformers import BertConfig, BertForMaskedLM
+
+from explainable_soft_prompts.models import freeze
+
+# the offline family's shape (families/tweets-mini) and BERT-base (the MultiBERTs' shape)
+SHAPES = {
+    "family": dict(vocab_size=8192, hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=256, max_position_embeddings=192),
+    "bert-base": dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512),
+}
+
+
+def random_family(n_models: int, shape: str, device="cpu", dtype=torch.float32) -> list:
+    "Frozen random-weight BERT masked LMs of one shape, seeded 0..n-1 (speed does not depend on the weights)."
+    family = []
+    for seed in range(n_models):
+        torch.manual_seed(seed)
+        config = BertConfig(**SHAPES[shape], hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        family.append(freeze(BertForMaskedLM(config)).to(device=device, dtype=dtype).eval())
+    return family
+
+
+def random_batch(batch_size: int, text_length: int, vocab_size: int, n_labels: int = 2, seed: int = 0, device="cpu") -> dict:
+    "A batch like `collate` makes: token ids ending in [MASK] (id 4) and [SEP] (id 3), full attention, labels."
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(10, vocab_size, (batch_size, text_length), generator=gen)
+    ids[:, 0], ids[:, -2], ids[:, -1] = 2, 4, 3
+    return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device),
+            "mask_positions": torch.full((batch_size,), text_length - 2, device=device),
+            "labels": torch.randint(n_labels, (batch_size,), generator=gen).to(device)}
+
+
+def sync(device):
+    if torch.device(device).type == "cuda": torch.cuda.synchronize()
+
+
+def compare(methods: dict, repeats: int, device="cpu", warmup: int = 1, log=None) -> tuple:
+    "Time each method `repeats` times, alternating the order; `(median seconds by name, last results by name)`."
+    results = {}
+    for name, fn in methods.items():
+        for _ in range(warmup): results[name] = fn()
+    seconds = {name: [] for name in methods}
+    for repeat in range(repeats):
+        order = list(methods) if repeat % 2 == 0 else list(methods)[::-1]
+        for name in order:
+            sync(device); start = time.perf_counter()
+            results[name] = methods[name]()
+            sync(device); seconds[name].append(time.perf_counter() - start)
+        if log: log({"repeat": repeat, **{f"{n}_s": round(seconds[n][-1], 5) for n in methods}})
+    return {name: statistics.median(v) for name, v in seconds.items()}, results, seconds
+
+
+def machine() -> dict:
+    info = {"torch": torch.__version__, "machine": platform.machine(), "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+    if torch.cuda.is_available(): info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def emit(record: dict):
+    print(json.dumps(record, default=str), flush=True)
+
+
+def write_json(obj, path) -> Path:
+    "Write `obj` as JSON to `path` atomically."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+        json.dump(obj, f, indent=1, default=str)
+    os.chmod(f.name, 0o644); os.replace(f.name, path)
+    return path
+
+
+def autocast(device, bf16: bool):
+    from contextlib import nullcontext
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if bf16 else nullcontext()
