@@ -22,11 +22,11 @@ from .experiment import cached_table, results_key, split_digest, write_table
 # %% auto #0
 __all__ = ['BASE_CATEGORIES', 'REPORT_TEXT', 'prompt_category', 'category_size', 'mean_std', 'format_mean_std', 'prompt_models',
            'analysis_key', 'token_masking_table_path', 'masking_frame', 'analyse_prompt', 'base_rows',
-           'table1_test_loss', 'table2_similarity', 'importance_by_prompt', 'with_shared_first_prompt',
-           'table3_importance', 'table4_masking_compression', 'table5_seed_dimension', 'table6_epochs',
-           'table8_transfer', 'table9_back_translation', 'tables10_12_masking', 'knn_alignment_by_prompt',
-           'table13_knn_alignment', 'table14_compression', 'loss_by_n_models_figure', 'markdown_table', 'with_mean_std',
-           'write_report', 'figure_prompt', 'report_run']
+           'table1_test_loss', 'table2_similarity', 'importance_by_prompt', 'splitting_by_prompt',
+           'with_shared_first_prompt', 'table3_importance', 'table4_masking_compression', 'table5_seed_dimension',
+           'table6_epochs', 'table8_transfer', 'table9_back_translation', 'tables10_12_masking',
+           'knn_alignment_by_prompt', 'table13_knn_alignment', 'table14_compression', 'loss_by_n_models_figure',
+           'markdown_table', 'with_mean_std', 'write_report', 'figure_prompt', 'report_run']
 
 # %% ../nbs/09_report.ipynb #16c0e4f8
 BASE_CATEGORIES = ("1_model", "2_model", "5_model", "10_model")
@@ -114,6 +114,21 @@ def table2_similarity(prompts: dict, triple=("1_model_0", "1_model_1", "2_model_
 def importance_by_prompt(analyses: dict) -> pd.DataFrame:
     "Per prompt: its category and its important-token loss (mean over tokens of the largest loss any model has with the token zeroed)."
     return pd.DataFrame([{"prompt": n, "category": prompt_category(n), "important_token_loss": prompt_importance(a["matrix"])} for n, a in analyses.items()])
+
+def splitting_by_prompt(analyses: dict, threshold: float = 0.05) -> pd.DataFrame:
+    """Per prompt on several models, how cleanly its tokens split: for each token that raises some model's loss
+    by more than `threshold` when zeroed, the share of its summed loss increase that falls on one model (1: the
+    token matters to a single model; 1/M: to all alike). Mean and minimum over those tokens, and how many there are."""
+    rows = []
+    for name, a in analyses.items():
+        if len(a["matrix"]) < 2: continue
+        increase = a["matrix"].sub(a["unmasked"], axis=0).clip(lower=0)
+        active = increase.sum() > threshold
+        share = (increase.max() / increase.sum())[active]
+        rows.append({"prompt": name, "category": prompt_category(name), "n_models": len(a["matrix"]), "tokens_that_matter": int(active.sum()),
+                     "top_model_share_mean": float(share.mean()) if len(share) else float("nan"),
+                     "top_model_share_min": float(share.min()) if len(share) else float("nan"), "chance": 1 / len(a["matrix"])})
+    return pd.DataFrame(rows)
 
 def with_shared_first_prompt(frame: pd.DataFrame) -> pd.DataFrame:
     "Add `5_model_0` to the init and train categories (the study's seed categories share their first prompt)."
@@ -239,6 +254,8 @@ REPORT_TEXT = {
     "table8": ("Table 8: transfer, initial vs trained", "Loss of every prompt before and after training on the models it was trained on and on all others."),
     "table9": ("Table 9: back translation", "The nearest vocabulary token of each prompt token in each model's embedding table."),
     "tables10_12": ("Tables 10-12: masking matrices", "Loss of each model with one prompt token zeroed (`unmasked`: no token zeroed); one CSV per prompt in `tables/token_masking/`."),
+    "splitting": ("Token splitting: how many models each token matters to",
+                  "Per prompt, the share of a token's loss increase (when zeroed) that falls on the one model it raises most, over the tokens that matter; 1 means every token serves a single model, `chance` is 1/M."),
     "table13": ("Table 13: k-NN alignment by number of models", "Share of tokens whose 7 nearest vocabulary rows mostly belong to the model that masking assigns them to, against the 1/M chance level."),
     "table14": ("Table 14: compression per model", "Per prompt and model: full, masked and compressed loss with the number of tokens kept."),
 }
@@ -277,7 +294,7 @@ def report_run(run_dir, results: dict, models, names, tokenizer, data, test_by_m
     tables = {"table1": table1_test_loss(test_by_model, transfer), "table2": table2_similarity({n: r.prompt for n, r in results.items()}),
               "table3": table3_importance(importance), "table4": table4_masking_compression(analyses),
               "table5": table5_seed_dimension(importance), "table6": table6_epochs(importance, test_by_model),
-              "table8": table8_transfer(transfer), "table9": table9_back_translation(analyses),
+              "table8": table8_transfer(transfer), "table9": table9_back_translation(analyses), "splitting": splitting_by_prompt(analyses),
               "tables10_12": tables10_12_masking(analyses), "table13": table13_knn_alignment(alignment),
               "table14": table14_compression(analyses)}
     for key, table in tables.items(): write_table(table, tables_dir / f"{key}.csv")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import functional_call, vmap
 
 from .data import TASKS, TaskData, atomic_torch_save, atomic_write, batch_indices, collate, make_verbalizer, tokenize_examples, progress_bar
 from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, save_prompt
@@ -47,14 +47,18 @@ class StackedFamily:
     "The family's weights stacked along a model dimension, run with `vmap(functional_call)`."
     def __init__(self, models):
         self.models = list(models)
-        params, buffers = stack_module_state([PromptedMaskedLM(m) for m in self.models])
-        self.params, self.buffers = params, buffers
-        for k, m in enumerate(self.models):                 # one copy of the weights: models view the stack
-            wrapped = PromptedMaskedLM(m)
-            for name, p in wrapped.named_parameters(): p.data = params[name][k]
-            for name, b in wrapped.named_buffers():
-                module_name, _, attr = name.rpartition(".")
-                wrapped.get_submodule(module_name)._buffers[attr] = buffers[name][k]
+        wrapped = [PromptedMaskedLM(m) for m in self.models]
+        # one copy of the weights: each tensor is stacked, then every model views its slice. Stacking one tensor
+        # at a time frees each original right after its copy, so even the peak holds one extra tensor, not the family
+        self.params, self.buffers = {}, {}
+        for name, first in dict(wrapped[0].named_parameters()).items():
+            stacked = self.params[name] = torch.empty((len(wrapped), *first.shape), dtype=first.dtype, device=first.device)
+            for k, w in enumerate(wrapped):
+                p = w.get_parameter(name); stacked[k].copy_(p.detach()); p.data = stacked[k]
+        for name, first in dict(wrapped[0].named_buffers()).items():
+            stacked = self.buffers[name] = torch.stack([w.get_buffer(name) for w in wrapped])
+            module_name, _, attr = name.rpartition(".")
+            for k, w in enumerate(wrapped): w.get_submodule(module_name)._buffers[attr] = stacked[k]
         self.template = PromptedMaskedLM(eager_skeleton(self.models[0]))
 
     def __len__(self): return len(self.models)

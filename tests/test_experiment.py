@@ -75,6 +75,14 @@ def test_second_run_skips_finished_work(tmp_path):
     assert after[:2] == before[:2]                          # 2_model_0 kept: neither retrained nor re-analysed
     assert after[2] != before[2] and after[3] != before[3]  # the transfer table and 2_model_1's analysis follow the change
 
+    # a failing run leaves its executed notebook, with the error, where the user looks, and the results intact
+    results = sorted(p for p in out.rglob("*") if p.is_file() and p.suffix in (".csv", ".safetensors", ".png", ".md"))
+    stamps = [p.stat().st_mtime_ns for p in results]
+    with pytest.raises(pm.PapermillExecutionError):
+        run_both({**changed, "epochs": "many"}, out)
+    assert "`epochs` must be a number" in (out / "train_and_evaluate.ipynb").read_text()
+    assert [p.stat().st_mtime_ns for p in results] == stamps and all(p.exists() for p in results)
+
 
 def test_papermill_refuses_a_typo_before_training(tmp_path):
     params = {**micro_setup(tmp_path), "learning_rate": 0.1}
