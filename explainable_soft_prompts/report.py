@@ -190,14 +190,19 @@ def knn_alignment_by_prompt(analyses: dict) -> pd.DataFrame:
     for name, a in analyses.items():
         if "knn_vote" not in a: continue
         for metric, vote in a["knn_vote"].groupby("metric"):
-            rows.append({"prompt": name, "metric": metric, **vote_alignment(vote, a["assignment"], len(a["matrix"]))})
+            relative = vote_alignment(vote, a["assignment"], len(a["matrix"]), column="relative_model")
+            rows.append({"prompt": name, "metric": metric, **vote_alignment(vote, a["assignment"], len(a["matrix"])),
+                         "relative_alignment": relative["alignment"]})
     return pd.DataFrame(rows)
 
 def table13_knn_alignment(alignment: pd.DataFrame) -> pd.DataFrame:
     "Table 13: k-NN alignment by number of models and metric, with the random baseline."
     rows = base_rows(alignment)
-    if rows.empty: return pd.DataFrame(columns=["n_models", "metric", "n", "mean", "std", "random_baseline"])
-    table = mean_std(rows, ["n_models", "metric"], "alignment")
+    if rows.empty: return pd.DataFrame(columns=["n_models", "metric", "n", "alignment", "alignment_std", "relative_alignment",
+                                                "relative_alignment_std", "random_baseline"])
+    table = mean_std(rows, ["n_models", "metric"], "alignment").rename(columns={"mean": "alignment", "std": "alignment_std"})
+    relative = mean_std(rows, ["n_models", "metric"], "relative_alignment")[["n_models", "metric", "mean", "std"]]
+    table = table.merge(relative.rename(columns={"mean": "relative_alignment", "std": "relative_alignment_std"}))
     return table.assign(random_baseline=1 / table.n_models).sort_values(["n_models", "metric"]).reset_index(drop=True)
 
 def table14_compression(analyses: dict) -> pd.DataFrame:
@@ -256,7 +261,7 @@ REPORT_TEXT = {
     "tables10_12": ("Tables 10-12: masking matrices", "Loss of each model with one prompt token zeroed (`unmasked`: no token zeroed); one CSV per prompt in `tables/token_masking/`."),
     "splitting": ("Token splitting: how many models each token matters to",
                   "Per prompt, the share of a token's loss increase (when zeroed) that falls on the one model it raises most, over the tokens that matter; 1 means every token serves a single model, `chance` is 1/M."),
-    "table13": ("Table 13: k-NN alignment by number of models", "Share of tokens whose 7 nearest vocabulary rows mostly belong to the model that masking assigns them to, against the 1/M chance level."),
+    "table13": ("Table 13: k-NN alignment by number of models", "Share of tokens whose 7 nearest vocabulary rows mostly belong to the model that masking assigns them to (`alignment`: the model with the highest loss; `relative_alignment`: the model whose loss rises most), against the 1/M chance level."),
     "table14": ("Table 14: compression per model", "Per prompt and model: full, masked and compressed loss with the number of tokens kept."),
 }
 
