@@ -123,7 +123,7 @@ def test_mismatched_hidden_sizes_are_refused(tmp_path):
         prepare(params, progress=False)
 
 
-@pytest.mark.parametrize("name, n_prompts", [("imdb", 73), ("emotion", 38), ("mnli", 47), ("mini", 17)])
+@pytest.mark.parametrize("name, n_prompts", [("imdb", 73), ("emotion", 38), ("mnli", 47), ("mini", 15)])
 def test_parameter_files_pass_their_dry_run(name, n_prompts):
     from explainable_soft_prompts.experiment import plan
     params = load_params(REPO / "params" / f"{name}.yml")
@@ -145,4 +145,4 @@ def test_local_dataset_files_on_the_seed_family_pass_their_dry_run(task):
     if not (SHARED / "data" / task).exists(): pytest.skip("../shared/data is not beside the checkout")
     params = load_params(REPO / "params" / f"{task}-mini.yml")
     table = plan({**params, "data_dir": str(SHARED / "data")})
-    assert len(table) == 17 and set(table.n_models) == {1, 2, 5} and (table.steps > 0).all()
+    assert len(table) == 15 and set(table.n_models) == {1, 2, 5} and (table.steps > 0).all()
