@@ -11,7 +11,7 @@ family's configuration, in a scratch folder). Read, not measured here: the stage
 from __future__ import annotations
 
 import argparse, shutil, sys, tempfile, time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import SHAPES, compare, emit, machine, random_batch, random_family, sync, write_json  # noqa: E402
+from common import SHAPES, compare, emit, machine, random_family, step_inputs, sync, write_json  # noqa: E402
 from bench_training import DEFAULT_BATCH, make_step  # noqa: E402
 
 
@@ -55,10 +55,9 @@ def main(argv=None):
     for shape in args.shapes:
         batch_size, text_length = DEFAULT_BATCH[shape]
         models = random_family(args.models, shape, args.device, dtype)
-        batch = random_batch(batch_size, text_length, SHAPES[shape]["vocab_size"], device=args.device)
-        prompt_init = torch.randn(16, SHAPES[shape]["hidden_size"]).to(args.device)
+        batch, targets, prompt_init = step_inputs(shape, batch_size, text_length, args.device)
         vectorized = torch.device(args.device).type == "cuda"          # the path train_prompt takes by default
-        median, _, _ = compare({"step": make_step(models, vectorized, batch, torch.tensor([5, 6], device=args.device), prompt_init,
+        median, _, _ = compare({"step": make_step(models, vectorized, batch, targets, prompt_init,
                                                   args.device, args.bf16)}, args.repeats, args.device)
         flops = step_flops(shape, args.models, batch_size, text_length)
         record = {"benchmark": "training_step_efficiency", "shape": shape, "models": args.models, "batch": batch_size, "text_tokens": text_length,

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import SHAPES, autocast, compare, emit, machine, random_batch, random_family, write_json  # noqa: E402
+from common import SHAPES, autocast, compare, emit, machine, random_family, step_inputs, write_json  # noqa: E402
 
 from explainable_soft_prompts.prompt import PromptedMaskedLM, SoftPrompt  # noqa: E402
 
@@ -70,9 +70,7 @@ def main(argv=None):
     for shape in args.shapes:
         batch_size, text_length = DEFAULT_BATCH[shape]
         model = random_family(1, shape, args.device, torch.bfloat16 if args.bf16 else torch.float32)[0]
-        batch = random_batch(batch_size, text_length, SHAPES[shape]["vocab_size"], device=args.device)
-        targets = torch.tensor([5, 6], device=args.device)
-        prompt_init = torch.randn(16, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(1)).to(args.device)
+        batch, targets, prompt_init = step_inputs(shape, batch_size, text_length, args.device)
         methods = {"ours": ours(model, prompt_init, batch, targets, args.device, args.bf16),
                    "peft": peft_step(model, prompt_init, batch, targets, args.device, args.bf16)}
         median, results, seconds = compare(methods, args.repeats, args.device)

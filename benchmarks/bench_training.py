@@ -19,10 +19,9 @@ import argparse, json, resource, subprocess, sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import SHAPES, autocast, compare, emit, machine, random_batch, random_family, write_json  # noqa: E402
+from common import SHAPES, autocast, compare, emit, machine, random_batch, random_family, step_inputs, write_json  # noqa: E402
 
 from explainable_soft_prompts.prompt import SoftPrompt  # noqa: E402
 from explainable_soft_prompts.training import StackedFamily, family_losses_loop  # noqa: E402
@@ -103,9 +102,7 @@ def main(argv=None):
         batch_size, text_length = DEFAULT_BATCH[shape]
         batch_size = args.batch or batch_size
         family = random_family(max(args.models), shape, args.device, torch.bfloat16 if args.bf16 else torch.float32)
-        batch = random_batch(batch_size, text_length, SHAPES[shape]["vocab_size"], device=args.device)
-        targets = torch.tensor([5, 6], device=args.device)
-        prompt_init = torch.randn(16, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(1)).to(args.device)
+        batch, targets, prompt_init = step_inputs(shape, batch_size, text_length, args.device)
         for n_models in args.models:
             models = family[:n_models]
             methods = {"loop": make_step(models, False, batch, targets, prompt_init, args.device, args.bf16),

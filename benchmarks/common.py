@@ -40,6 +40,13 @@ def random_batch(batch_size: int, text_length: int, vocab_size: int, n_labels: i
             "labels": torch.randint(n_labels, (batch_size,), generator=gen).to(device)}
 
 
+def step_inputs(shape: str, batch_size: int, text_length: int, device="cpu", prompt_length: int = 16) -> tuple:
+    "`(batch, target_ids, initial prompt)` for one training step at `shape`: the same in every benchmark."
+    batch = random_batch(batch_size, text_length, SHAPES[shape]["vocab_size"], device=device)
+    prompt = torch.randn(prompt_length, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(1)).to(device)
+    return batch, torch.tensor([5, 6], device=device), prompt
+
+
 def sync(device):
     if torch.device(device).type == "cuda": torch.cuda.synchronize()
 

@@ -5,11 +5,10 @@
 # %% ../nbs/10_distributed.ipynb #08bdaaa0
 from __future__ import annotations
 import argparse, os, time
-from pathlib import Path
 
 import torch
 
-from .analysis import group_masking_losses, model_labels
+from .analysis import group_masking_losses
 from .config import load_params
 from .experiment import (cached_table, prepare, results_key, run_transfer, split_digest, test_table,
                                                  train_all)

@@ -186,7 +186,7 @@ class PromptExplorer:
             fig = masking_heatmap(view.matrix, view.unmasked, title=f"{self.prompt.value}: loss with one token zeroed"); display(fig); plt.close(fig)
         with self.outputs["owners"]: display(view.assignment)
         for key, table in (("back_translation", view.back_translation()), ("knn_vote", view.knn_vote())):
-            with self.outputs[key]: display(table if table is not None else f"not saved for this run, and its family is not loaded")
+            with self.outputs[key]: display(table if table is not None else "not saved for this run, and its family is not loaded")
         self.show_losses()
 
     @property

@@ -4,7 +4,6 @@
 
 # %% ../nbs/09_report.ipynb #e8585414
 from __future__ import annotations
-import hashlib, json
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,8 @@ import pandas as pd
 import torch
 
 from .analysis import (SHARED_FIRST_PROMPT, assignment_table, back_translation, embedding_map, figure_style,
-                                               group_masking_losses,
-                                               knn_vote, masking_and_compression, masking_heatmap, model_colours, prompt_importance,
-                                               prompt_similarity_table, run_task_and_category, save_figure, token_masking_matrix,
-                                               vote_alignment)
+                                               group_masking_losses, knn_vote, masking_and_compression, masking_heatmap, prompt_importance,
+                                               prompt_similarity_table, run_task_and_category, save_figure, vote_alignment)
 from .data import atomic_write, progress_bar
 from .experiment import cached_table, results_key, split_digest, write_table
 

@@ -4,7 +4,6 @@ from pathlib import Path
 import pandas as pd
 import papermill as pm
 import pytest
-import yaml
 
 from conftest import REPO
 from explainable_soft_prompts.config import check_config, experiment_config, load_params
