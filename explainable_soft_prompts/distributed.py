@@ -9,10 +9,9 @@ import argparse, os, time
 import torch
 
 from .analysis import group_masking_losses
-from .config import load_params
-from .experiment import (cached_table, prepare, results_key, run_transfer, split_digest, test_table,
-                                                 train_all)
-from .report import analysis_key, masking_frame, prompt_models, report_run
+from .config import experiment_config, load_params
+from .experiment import cached_table, evaluate_run, is_cached, prepare, train_all
+from .report import analysis_key, masking_frame, prompt_models, report_run, token_masking_table_path
 from .training import barrier, distributed_world, model_shard
 
 # %% auto #0
@@ -46,8 +45,6 @@ def sharded_masking_losses(models, prompt, split, target_ids, batch_size: int = 
 # %% ../nbs/10_distributed.ipynb #da306a58
 def run_distributed(params: dict, report: bool = True, progress: bool = True) -> dict:
     "Train every prompt model-sharded over the ranks, shard the token masking, then evaluate and report on rank 0."
-    from explainable_soft_prompts.report import token_masking_table_path
-    from explainable_soft_prompts.config import experiment_config
     rank, world = init_process_group(experiment_config(params).dist_backend)
     timings, start = {}, time.time()
     cfg, train_cfg, models, names, tokenizer, data = prepare(params, progress=progress and rank == 0)
@@ -59,18 +56,16 @@ def run_distributed(params: dict, report: bool = True, progress: bool = True) ->
     seeds = range(settings["random_seeds"])
     if report:
         for name, result in results.items():                       # every rank, in the same order
-            chosen = prompt_models(result, models, names)
             key = analysis_key(name, result, split, seeds, settings["k"])
             path = token_masking_table_path(cfg.run_dir / "tables", name)
-            losses = sharded_masking_losses(chosen, result.prompt, split, target_ids, train_cfg.eval_batch_size)
+            if is_cached(path, key): continue                       # every rank reads the same file: all skip together
+            losses = sharded_masking_losses(prompt_models(result, models, names), result.prompt, split, target_ids, train_cfg.eval_batch_size)
             if rank == 0: cached_table(path, key, lambda: masking_frame(losses, result.model_names))
         barrier()
     timings["token masking"] = time.time() - start; start = time.time()
     out = {"results": results, "rank": rank, "world_size": world, "timings": timings}
     if rank == 0:
-        key = results_key(results, cfg.task, names, split_digest(split))
-        test_by_model = cached_table(cfg.run_dir / "tables" / "test_by_model.csv", key, lambda: test_table(results, models, names, data, train_cfg))
-        transfer = cached_table(cfg.run_dir / "tables" / "transfer.csv", key, lambda: run_transfer(results, models, names, data, train_cfg, progress))
+        test_by_model, transfer = evaluate_run(cfg.run_dir, results, models, names, data, train_cfg, progress)
         if report:
             out["tables"] = report_run(cfg.run_dir, results, models, names, tokenizer, data, test_by_model, transfer, seeds=seeds,
                                        k=settings["k"], vocabulary_sample=settings["vocabulary_sample"],

@@ -21,9 +21,9 @@ from .training import (TrainConfig, TrainResult, barrier, distributed_world, mak
                                                train_prompt)
 
 # %% auto #0
-__all__ = ['logger', 'write_table', 'cached_table', 'split_digest', 'results_key', 'ensure_family', 'model_short_names',
-           'finished_prompt', 'train_or_load', 'train_all', 'test_table', 'run_transfer', 'check_held_out_split',
-           'write_run_params', 'prepare', 'run_experiment', 'plan']
+__all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest', 'results_key', 'ensure_family',
+           'model_short_names', 'finished_prompt', 'train_or_load', 'train_all', 'test_table', 'run_transfer',
+           'evaluate_run', 'check_held_out_split', 'write_run_params', 'prepare', 'run_experiment', 'plan']
 
 # %% ../nbs/07_experiment.ipynb #a464fdfa
 logger = logging.getLogger(__name__)
@@ -32,10 +32,15 @@ def write_table(frame: pd.DataFrame, path) -> Path:
     "Write `frame` as CSV atomically."
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
+def is_cached(path, key: str) -> bool:
+    "Does `path` hold a table computed for `key` (recorded in `<path>.key`)?"
+    path = Path(path); key_path = path.with_name(path.name + ".key")
+    return path.exists() and key_path.exists() and key_path.read_text() == key
+
 def cached_table(path, key: str, compute) -> pd.DataFrame:
     "The table at `path` if it was computed for `key` (recorded in `<path>.key`), else `compute()`, written atomically."
     path = Path(path); key_path = path.with_name(path.name + ".key")
-    if path.exists() and key_path.exists() and key_path.read_text() == key: return pd.read_csv(path)
+    if is_cached(path, key): return pd.read_csv(path)
     frame = compute()
     write_table(frame, path)
     atomic_write(key_path, lambda tmp: Path(tmp).write_text(key))   # after the table: a crash in between recomputes
@@ -126,6 +131,13 @@ def run_transfer(results: dict, models, names, data, train_cfg: TrainConfig, pro
                            {k: r.model_names for k, r in results.items()}, models, names, data.tokenized["test"],
                            data.verbalizer.token_ids, train_cfg.eval_batch_size, train_cfg.resolved_device(), train_cfg.bf16, progress)
 
+def evaluate_run(run_dir, results: dict, models, names, data, train_cfg: TrainConfig, progress: bool = True) -> tuple:
+    "`(test_by_model, transfer)` of a run's prompts, read from `tables/` when the prompts and test split have not changed."
+    key = results_key(results, data.task.name, names, split_digest(data.tokenized["test"]))
+    tables = Path(run_dir) / "tables"
+    return (cached_table(tables / "test_by_model.csv", key, lambda: test_table(results, models, names, data, train_cfg)),
+            cached_table(tables / "transfer.csv", key, lambda: run_transfer(results, models, names, data, train_cfg, progress)))
+
 # %% ../nbs/07_experiment.ipynb #1bebcf2e
 def check_held_out_split(cfg: ExperimentConfig, refs) -> None:
     "A self-built family held the offline task's evaluation tweets out of pretraining: refuse another split of that task."
@@ -168,9 +180,8 @@ def run_experiment(params: dict, progress: bool = True, task_data=None) -> dict:
     start = time.time(); cfg, train_cfg, models, names, tokenizer, data = prepare(params, progress, task_data); timings["prepare"] = time.time() - start
     start = time.time(); results = train_all(cfg, models, names, data, tokenizer, progress); timings["train"] = time.time() - start
     start = time.time()
-    key = results_key(results, cfg.task, names, split_digest(data.tokenized["test"]))
-    tables = {"test_by_model": cached_table(cfg.run_dir / "tables" / "test_by_model.csv", key, lambda: test_table(results, models, names, data, train_cfg)),
-              "transfer": cached_table(cfg.run_dir / "tables" / "transfer.csv", key, lambda: run_transfer(results, models, names, data, train_cfg, progress))}
+    test_by_model, transfer = evaluate_run(cfg.run_dir, results, models, names, data, train_cfg, progress)
+    tables = {"test_by_model": test_by_model, "transfer": transfer}
     timings["evaluate"] = time.time() - start
     return {"config": cfg, "train_config": train_cfg, "results": results, "tables": tables, "names": names, "data": data, "timings": timings}
 
