@@ -10,6 +10,10 @@ Three ways to compute the same matrix, timed side by side:
 The ratios separate what batching the variants gives from what computing the head only at [MASK] gives.
 All three must give the same matrix (largest absolute difference printed).
 
+Length sorting: the same L + 1 variants over a split whose texts vary in length (uniform 8 to `--text-length`
+tokens, as tweets do), evaluated in batches of similar length (`split_loss_accuracy`'s default) against batches
+in the given order, padded to their longest text.
+
     python benchmarks/bench_masking.py [--shape family] [--models 5 --length 16 --examples 256 --repeats 3]
 """
 from __future__ import annotations
@@ -25,6 +29,7 @@ from common import SHAPES, compare, emit, machine, random_family, write_json  # 
 
 from explainable_soft_prompts.analysis import token_masking_matrix, token_masking_matrix_per_variant, zero_rows  # noqa: E402
 from explainable_soft_prompts.data import TokenizedSplit, batch_indices, collate  # noqa: E402
+from explainable_soft_prompts.training import split_loss_accuracy  # noqa: E402
 
 
 def random_split(n: int, text_length: int, vocab_size: int, seed: int = 0) -> TokenizedSplit:
@@ -33,6 +38,14 @@ def random_split(n: int, text_length: int, vocab_size: int, seed: int = 0) -> To
     ids = torch.randint(10, vocab_size, (n, text_length), generator=gen)
     ids[:, 0], ids[:, -2], ids[:, -1] = 2, 4, 3
     return TokenizedSplit([row.tolist() for row in ids], torch.randint(2, (n,), generator=gen), torch.full((n,), text_length - 2))
+
+
+def varied_split(n: int, max_length: int, vocab_size: int, seed: int = 0) -> TokenizedSplit:
+    "A tokenised split of random texts of 8 to `max_length` tokens ending in [MASK] [SEP], binary labels."
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(8, max_length + 1, (n,), generator=gen).tolist()
+    rows = [[2] + torch.randint(10, vocab_size, (k - 3,), generator=gen).tolist() + [4, 3] for k in lengths]
+    return TokenizedSplit(rows, torch.randint(2, (n,), generator=gen), torch.tensor([k - 2 for k in lengths]))
 
 
 @torch.inference_mode()
@@ -88,7 +101,17 @@ def main(argv=None):
               "speedup_batched_over_per_variant": round(median["per_variant"] / median["batched"], 3),
               "max_abs_diff": diff}
     emit(record)
-    write_json({"record": record, "seconds": seconds, "machine": machine(), "config": vars(args)}, args.out)
+    varied = varied_split(args.examples, args.text_length, SHAPES[args.shape]["vocab_size"])
+    variants = torch.stack([prompt] + [prompt.index_fill(0, torch.tensor([i]), 0.0) for i in range(args.length)])   # unmasked, then token i zeroed
+    ordered = {"length_sorted": lambda: split_loss_accuracy(models, variants, varied, targets, args.batch_size, args.device)[0],
+               "given_order": lambda: split_loss_accuracy(models, variants, varied, targets, args.batch_size, args.device, length_sorted=False)[0]}
+    sort_median, sort_results, sort_seconds = compare(ordered, args.repeats, args.device)
+    sorting = {"benchmark": "length_sorted_evaluation", "shape": args.shape, "models": args.models, "variants": args.length + 1,
+               "examples": args.examples, "text_tokens": f"8..{args.text_length}", **{f"{k}_s": round(v, 4) for k, v in sort_median.items()},
+               "speedup_sorted_over_given_order": round(sort_median["given_order"] / sort_median["length_sorted"], 3),
+               "max_abs_diff": float((sort_results["given_order"] - sort_results["length_sorted"]).abs().max())}
+    emit(sorting)
+    write_json({"record": record, "length_sorting": sorting, "seconds": {**seconds, **sort_seconds}, "machine": machine(), "config": vars(args)}, args.out)
 
 
 if __name__ == "__main__":

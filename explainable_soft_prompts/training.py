@@ -149,16 +149,18 @@ def cosine_with_warmup(step: int, total_steps: int, warmup: float) -> float:
 
 # %% ../nbs/04_training.ipynb #8043ac87
 @torch.inference_mode()
-def split_loss_accuracy(models, prompt, split, target_ids, batch_size: int = 128, device=None, bf16: bool = False):
+def split_loss_accuracy(models, prompt, split, target_ids, batch_size: int = 128, device=None, bf16: bool = False, length_sorted: bool = True):
     """Loss and accuracy of `prompt` on every model over a whole split: two tensors `[M]` (or `[M, P]` for `[P, L, H]` prompts).
     `batch_size` counts sequences per forward: P prompt variants share it (P variants of B/P examples), which keeps
-    activations small enough for the CPU's caches (a P-fold batch was slower than P passes, see bench_masking)."""
+    activations small enough for the CPU's caches (a P-fold batch was slower than P passes, see bench_masking).
+    `length_sorted` batches examples of similar length together, so little is padded; the sums do not depend on the order."""
     device = device or next(models[0].parameters()).device      # where the models are, whatever the prompt's device
     prompt = prompt.to(device); target_ids = target_ids.to(device)
     loss_sum, correct = 0.0, 0.0
     examples_per_forward = max(1, batch_size // (prompt.shape[0] if prompt.dim() == 3 else 1))
-    for indices in batch_indices(len(split), examples_per_forward):
-        batch = collate(split, indices)
+    order = sorted(range(len(split)), key=lambda i: len(split.input_ids[i])) if length_sorted else list(range(len(split)))
+    for start in range(0, len(split), examples_per_forward):
+        batch = collate(split, order[start:start + examples_per_forward])
         inputs = model_inputs(batch, device); labels = batch["labels"].to(device)
         with autocast(device, bf16):
             logits = torch.stack([PromptedMaskedLM(m)(prompt, *inputs) for m in models]).float()   # [M, (P,) B, V]
