@@ -122,7 +122,7 @@ def test_mismatched_hidden_sizes_are_refused(tmp_path):
         prepare(params, progress=False)
 
 
-@pytest.mark.parametrize("name, n_prompts", [("imdb", 73), ("emotion", 38), ("mnli", 47), ("mini", 15)])
+@pytest.mark.parametrize("name, n_prompts", [("imdb", 73), ("emotion", 38), ("mnli", 47), ("mini", 15), ("promptability", 6)])
 def test_parameter_files_pass_their_dry_run(name, n_prompts):
     from explainable_soft_prompts.experiment import plan
     params = load_params(REPO / "params" / f"{name}.yml")
@@ -134,6 +134,8 @@ def test_parameter_files_pass_their_dry_run(name, n_prompts):
         assert table.set_index("prompt").loc["5_model_init_1", "init_seed"] == 8943168
     if name == "mnli":
         assert table.set_index("prompt").loc["5_model_0_e20", "epochs"] == 20
+    if name == "promptability":   # one one-model prompt per member of the family
+        assert (table.n_models == 1).all() and sorted(table.models) == [f"seed_{i}" for i in range(6)]
 
 
 @pytest.mark.parametrize("task", ["imdb", "emotion", "mnli"])
