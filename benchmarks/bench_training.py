@@ -75,13 +75,13 @@ def stacked_prompts_step(models, batch, targets, prompt_inits, stacked: bool):
     return step
 
 
-def bench_stacked_prompts(shape: str, n_models: int, n_prompts: int, repeats: int, batch_size: int, text_length: int) -> dict:
-    models = random_family(n_models, shape)
-    batch, targets, _ = step_inputs(shape, batch_size, text_length)
-    inits = [torch.randn(16, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(p)) for p in range(n_prompts)]
+def bench_stacked_prompts(shape: str, n_models: int, n_prompts: int, repeats: int, batch_size: int, text_length: int, device="cpu", bf16=False) -> dict:
+    models = random_family(n_models, shape, device, torch.bfloat16 if bf16 else torch.float32)
+    batch, targets, _ = step_inputs(shape, batch_size, text_length, device)
+    inits = [torch.randn(16, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(p)).to(device) for p in range(n_prompts)]
     methods = {"separate": stacked_prompts_step(models, batch, targets, inits, False), "stacked": stacked_prompts_step(models, batch, targets, inits, True)}
-    median, results, seconds = compare(methods, repeats)
-    return {"benchmark": "stacked_prompts_step", "shape": shape, "models": n_models, "prompts": n_prompts, "batch": batch_size, "text_tokens": text_length,
+    median, results, seconds = compare(methods, repeats, device)
+    return {"benchmark": "stacked_prompts_step", "shape": shape, "models": n_models, "prompts": n_prompts, "batch": batch_size, "text_tokens": text_length, "bf16": bf16,
             "separate_s": round(median["separate"], 4), "stacked_s": round(median["stacked"], 4),
             "speedup_stacked_over_separate": round(median["separate"] / median["stacked"], 3),
             "max_loss_diff": float((results["separate"][0] - results["stacked"][0]).abs().max()),
@@ -160,9 +160,10 @@ def main(argv=None):
                       "max_loss_diff": loss_diff, "max_relative_grad_diff": grad_diff, "seconds": seconds}
             emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
         del family
-    if args.stacked_prompts and args.device == "cpu":
+    if args.stacked_prompts:
         for shape in args.shapes:
-            record = bench_stacked_prompts(shape, 5, args.stacked_prompts, args.repeats, *DEFAULT_BATCH[shape])
+            batch_size, text_length = DEFAULT_BATCH[shape]
+            record = bench_stacked_prompts(shape, 5, args.stacked_prompts, args.repeats, args.batch or batch_size, text_length, args.device, args.bf16)
             emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
     memory = [] if args.no_memory or args.device != "cpu" else [peak_memory(s, 5, *DEFAULT_BATCH[s]) for s in args.shapes]
     for m in memory: emit({"benchmark": "training_peak_memory", **m})
