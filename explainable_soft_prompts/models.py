@@ -40,13 +40,16 @@ def check_model_reference(name: str) -> None:
                                 f"Fix: build the family (`make family`) or correct the path.")
 
 def family_members(family_dir) -> list:
-    "The model folders of a family folder, in seed order (`seed_0`, `seed_1`, ...)."
+    """The model folders of a family folder, in seed order (`seed_0`, `seed_1`, ...). A model still being built
+    is refused, not skipped: skipping it would shift every later model's index in the parameter files."""
     family_dir = Path(family_dir)
     check_model_reference(str(family_dir))
-    members = sorted((p for p in family_dir.glob("seed_*") if (p / "config.json").exists() and not (p / "pretraining_state.pt").exists()),
-                     key=lambda p: int(p.name.split("_")[1]))
-    if not members: raise FileNotFoundError(f"No models (seed_*/config.json) in {family_dir}. Fix: `make family`, or set `family_dir`.")
-    return [str(p) for p in members]
+    folders = sorted(family_dir.glob("seed_*"), key=lambda p: int(p.name.split("_")[1]))
+    unfinished = [p.name for p in folders if (p / "pretraining_state.pt").exists() or not (p / "config.json").exists()]
+    if unfinished: raise ValueError(f"{family_dir} holds models that are still being built: {unfinished}. "
+                                    f"Fix: let the build finish (`make family`, or `build_seed_family` on the folder: it resumes), or choose another `family_dir`.")
+    if not folders: raise FileNotFoundError(f"No models (seed_*/config.json) in {family_dir}. Fix: `make family`, or set `family_dir`.")
+    return [str(p) for p in folders]
 
 # %% ../nbs/02_models.ipynb #f39d9a5b
 def freeze(model):
