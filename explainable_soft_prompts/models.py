@@ -199,7 +199,7 @@ class FamilyBuildConfig:
     seq_length: int = 128
     batch_size: int = 32
     steps: int = 5000                               # per cycle
-    cycles: int = 2
+    cycles: int = 3
     lr: float = 2e-3
     warmup_fraction: float = 0.02
     weight_decay: float = 0.01
