@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_distributed.ipynb #08bdaaa0
 from __future__ import annotations
-import argparse, os, time
+import argparse, datetime, os, time
 
 import torch
 
@@ -25,7 +25,8 @@ def init_process_group(backend: str = "auto") -> tuple:
         if backend not in ("auto", "gloo", "nccl"): raise ValueError(f"`dist_backend` must be auto, gloo or nccl, got {backend!r}.")
         if backend == "auto": backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl": torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend)
+        # long enough for rank 0's evaluation and report, which the other ranks wait for at the end
+        dist.init_process_group(backend, timeout=datetime.timedelta(hours=6))
     return distributed_world()
 
 # %% ../nbs/10_distributed.ipynb #0b456fc8
@@ -71,6 +72,7 @@ def run_distributed(params: dict, report: bool = True, progress: bool = True) ->
                                        k=settings["k"], vocabulary_sample=settings["vocabulary_sample"],
                                        facts={"run_name": cfg.run_name, "task": cfg.task, "processes": world}, progress=progress)
         timings["evaluation and report"] = time.time() - start
+    barrier()       # no rank tears down the process group while rank 0 still works (a rank leaving early could abort)
     return out
 
 # %% ../nbs/10_distributed.ipynb #68459a9f
