@@ -27,7 +27,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from common import SHAPES, compare, emit, machine, random_family, write_json  # noqa: E402
 
-from explainable_soft_prompts.analysis import token_masking_matrix, token_masking_matrix_per_variant, zero_rows  # noqa: E402
+from explainable_soft_prompts.analysis import token_masking_matrix, token_masking_matrix_per_variant, token_masking_variants, zero_rows  # noqa: E402
 from explainable_soft_prompts.data import TokenizedSplit, batch_indices, collate  # noqa: E402
 from explainable_soft_prompts.training import split_loss_accuracy  # noqa: E402
 
@@ -102,7 +102,7 @@ def main(argv=None):
               "max_abs_diff": diff}
     emit(record)
     varied = varied_split(args.examples, args.text_length, SHAPES[args.shape]["vocab_size"])
-    variants = torch.stack([prompt] + [prompt.index_fill(0, torch.tensor([i]), 0.0) for i in range(args.length)])   # unmasked, then token i zeroed
+    variants = token_masking_variants(prompt)                                   # unmasked, then token i zeroed
     ordered = {"length_sorted": lambda: split_loss_accuracy(models, variants, varied, targets, args.batch_size, args.device)[0],
                "given_order": lambda: split_loss_accuracy(models, variants, varied, targets, args.batch_size, args.device, length_sorted=False)[0]}
     sort_median, sort_results, sort_seconds = compare(ordered, args.repeats, args.device)

@@ -355,14 +355,14 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
         order = batch_indices(len(train), cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed * 10_007 + epoch))
         for indices in order[in_epoch:]:
             optimizer.zero_grad(set_to_none=True)
-            my_losses = torch.zeros(len(models))                 # this rank's models over its micro-batches
+            my_losses = torch.zeros(len(models), device=device)  # this rank's models over its micro-batches (on device: no sync per micro-batch)
             micro_batches = [indices[part:part + micro] for part in range(0, len(indices), micro)]
             for chunk in micro_batches[group::groups]:           # every micro-batch in one process; every G-th in group G
                 with autocast(device, cfg.bf16):
                     model_losses = losses(prompt(), collate(train, chunk)) if models else torch.zeros(0, device=device)
                 if models: (mean_loss(model_losses) * len(chunk) / len(indices)).backward()
-                my_losses += model_losses.detach().float().cpu() * len(chunk) / len(indices)
-            per_model = my_losses if world == 1 else scatter_to_family(my_losses.to(device), mine, n_models).cpu()
+                my_losses += model_losses.detach().float() * len(chunk) / len(indices)
+            per_model = (my_losses if world == 1 else scatter_to_family(my_losses, mine, n_models)).cpu()
             bad = ~torch.isfinite(per_model)
             if bad.any():                                        # every rank sees every model's loss: all stop together, before the step
                 raise FloatingPointError(f"Non-finite loss at step {step + 1} (epoch {epoch + 1}) on model {model_names[int(bad.nonzero()[0])]}: "
