@@ -34,4 +34,5 @@ if __name__ == "__main__":
     out = Path(sys.argv[1])
     result, masking = train(out / "run", int(sys.argv[2]) if len(sys.argv) > 2 else 1)
     torch.save({"prompt": result.prompt, "history": result.history, "masking": masking, "seen": seen}, out / f"rank_{rank}.pt")
+    dist.barrier()                                          # as `run_distributed` ends: no rank tears down while another still works
     dist.destroy_process_group()

@@ -17,7 +17,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 
 def torchrun(args, cwd, timeout=600):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ESP_PROGRESS": "off"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ESP_PROGRESS": "off", "PYTHONFAULTHANDLER": "1"}   # a rank that aborts prints where it was
     done = subprocess.run(TORCHRUN + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
