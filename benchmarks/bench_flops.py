@@ -3,6 +3,8 @@
 The step's FLOPs are counted from the model shape (the frozen models get no weight gradients, so the backward
 pass costs one matmul per linear layer, for the input gradient, and two per attention matmul):
   per sequence of S = L + T positions and per layer: linear 2*S*(4*H^2 + 2*H*F), attention 4*S^2*H;
+  but the last layer runs its query, attention output and feed-forward at [MASK] only (`PromptedMaskedLM`):
+  keys and values 2*S*2*H^2, the rest 2*(2*H^2 + 2*H*F), attention 4*S*H;
   per example: the MLM head at [MASK] only, 2*H^2 + 2*H*V;
   step = 2 * linear + 3 * attention + 2 * head (forward + backward), times M models.
 The machine's figure is the median FLOP/s of a large square fp32 (or bf16) matmul with the same threads.
@@ -24,8 +26,8 @@ from bench_training import DEFAULT_BATCH, make_step  # noqa: E402
 def step_flops(shape: str, n_models: int, batch_size: int, text_length: int, prompt_length: int = 16) -> float:
     s = SHAPES[shape]
     H, F, V, layers, S = s["hidden_size"], s["intermediate_size"], s["vocab_size"], s["num_hidden_layers"], prompt_length + text_length
-    linear = layers * 2 * S * (4 * H * H + 2 * H * F)
-    attention = layers * 4 * S * S * H
+    linear = (layers - 1) * 2 * S * (4 * H * H + 2 * H * F) + 2 * S * 2 * H * H + 2 * (2 * H * H + 2 * H * F)
+    attention = (layers - 1) * 4 * S * S * H + 4 * S * H
     head = 2 * H * H + 2 * H * V
     return n_models * batch_size * (2 * linear + 3 * attention + 2 * head)
 

@@ -15,7 +15,8 @@ from .data import atomic_write
 
 # %% auto #0
 __all__ = ['INITS', 'random_prompt', 'embedding_rows', 'text_token_ids', 'initial_prompt', 'SoftPrompt', 'encoder_and_head',
-           'PromptedMaskedLM', 'save_prompt', 'load_prompt', 'load_prompt_metadata']
+           'bert_style_layers', 'layer_at_rows', 'PromptedMaskedLM', 'save_prompt', 'load_prompt',
+           'load_prompt_metadata']
 
 # %% ../nbs/03_prompt.ipynb #77c0d31d
 INITS = ("random", "text", "vocab")
@@ -71,11 +72,34 @@ def encoder_and_head(model):
     else: head = getattr(model, head_name)
     return model.base_model, head
 
+def bert_style_layers(encoder):
+    "The encoder's layers if they are BERT-style (see above) so the last can run at one row, else `None`."
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    config = getattr(encoder, "config", None)
+    if not isinstance(layers, nn.ModuleList) or not len(layers) or getattr(config, "is_decoder", False): return None
+    if getattr(config, "position_embedding_type", "absolute") != "absolute": return None
+    attention = getattr(getattr(layers[-1], "attention", None), "self", None)
+    needed = [(attention, a) for a in ("query", "key", "value", "num_attention_heads", "attention_head_size")]
+    needed += [(layers[-1].attention, "output"), (layers[-1], "feed_forward_chunk")]
+    return layers if all(hasattr(obj, a) for obj, a in needed) else None
+
+def layer_at_rows(layer, hidden, attention_mask, rows):
+    "A BERT-style `layer`'s output `[N, H]` at position `rows[n]` of example n: keys and values from all positions."
+    attention, n = layer.attention.self, hidden.shape[0]
+    heads, size = attention.num_attention_heads, attention.attention_head_size
+    at_rows = hidden[torch.arange(n, device=hidden.device), rows]                      # [N, H]
+    query = attention.query(at_rows).view(n, heads, 1, size)
+    key, value = (proj(hidden).view(n, -1, heads, size).transpose(1, 2) for proj in (attention.key, attention.value))
+    scores = (query @ key.transpose(-1, -2)) * size ** -0.5                            # [N, heads, 1, T]
+    scores = scores.masked_fill(~attention_mask.bool()[:, None, None, :], torch.finfo(scores.dtype).min)
+    context = (scores.softmax(-1) @ value).reshape(n, heads * size)
+    return layer.feed_forward_chunk(layer.attention.output(context, at_rows))
+
 class PromptedMaskedLM(nn.Module):
     "A frozen masked LM that reads `[prompt; input embeddings]` and returns vocabulary logits at `[MASK]`."
-    def __init__(self, model):
+    def __init__(self, model, last_layer_at_mask: bool = True):
         super().__init__()
-        self.model = model
+        self.model, self.last_layer_at_mask = model, last_layer_at_mask
     def forward(self, prompt, input_ids, attention_mask, mask_positions):
         encoder, head = encoder_and_head(self.model)
         embeds = self.model.get_input_embeddings()(input_ids)
@@ -87,8 +111,16 @@ class PromptedMaskedLM(nn.Module):
         prompts = prompts.to(embeds.dtype).repeat_interleave(batch, 0)            # [P*B, L, H]
         inputs = torch.cat([prompts, embeds], 1)
         mask = torch.cat([attention_mask.new_ones(batch, length), attention_mask], 1).repeat(n_prompts, 1)
-        hidden = encoder(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
-        at_mask = hidden[torch.arange(hidden.shape[0]), (mask_positions + length).repeat(n_prompts)]
+        rows = (mask_positions + length).repeat(n_prompts)
+        layers = bert_style_layers(encoder) if self.last_layer_at_mask else None
+        if layers is None:
+            hidden = encoder(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
+            at_mask = hidden[torch.arange(hidden.shape[0]), rows]
+        else:
+            encoder.encoder.layer = layers[:-1]                                    # all layers but the last, everywhere
+            try: hidden = encoder(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
+            finally: encoder.encoder.layer = layers
+            at_mask = layer_at_rows(layers[-1], hidden, mask, rows)
         logits = head(at_mask).float()
         return logits if single else logits.view(n_prompts, batch, -1)
 
