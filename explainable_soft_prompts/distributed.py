@@ -15,7 +15,7 @@ from .report import analysis_key, masking_frame, prompt_models, report_run, toke
 from .training import barrier, distributed_world, model_shard
 
 # %% auto #0
-__all__ = ['init_process_group', 'sharded_masking_losses', 'run_distributed', 'main']
+__all__ = ['init_process_group', 'sharded_masking_losses', 'run_distributed', 'main', 'exit_now_if_distributed']
 
 # %% ../nbs/10_distributed.ipynb #12bd4f6c
 def init_process_group(backend: str = "auto") -> tuple:
@@ -96,4 +96,12 @@ def _in_notebook() -> bool:
     try: get_ipython; return True                                   # noqa: F821 (defined inside IPython only)
     except NameError: return False
 
-if __name__ == "__main__" and not _in_notebook(): main()
+def exit_now_if_distributed():
+    """Leave a torchrun process at once once its work is written: gloo can abort an interpreter's ordinary exit
+    after the process group is gone ("terminate called without an active exception"), failing a finished run."""
+    import sys
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush(); sys.stderr.flush(); os._exit(0)
+
+if __name__ == "__main__" and not _in_notebook():
+    main(); exit_now_if_distributed()

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 
 from explainable_soft_prompts.data import tiny_tokenizer
-from explainable_soft_prompts.distributed import init_process_group, sharded_masking_losses
+from explainable_soft_prompts.distributed import exit_now_if_distributed, init_process_group, sharded_masking_losses
 from explainable_soft_prompts.models import tiny_family
 from explainable_soft_prompts.training import TrainConfig, toy_task_data, train_prompt
 
@@ -36,3 +36,4 @@ if __name__ == "__main__":
     torch.save({"prompt": result.prompt, "history": result.history, "masking": masking, "seen": seen}, out / f"rank_{rank}.pt")
     dist.barrier()                                          # as `run_distributed` ends: no rank tears down while another still works
     dist.destroy_process_group()
+    exit_now_if_distributed()                               # as `python -m explainable_soft_prompts.distributed` ends

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from conftest import REPO
@@ -19,7 +20,10 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 def torchrun(args, cwd, timeout=600):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ESP_PROGRESS": "off", "PYTHONFAULTHANDLER": "1"}   # a rank that aborts prints where it was
     done = subprocess.run(TORCHRUN + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    if done.returncode:
+        output = done.stdout + done.stderr
+        at = output.find("Fatal Python error")                  # faulthandler's stacks of a rank that aborted
+        pytest.fail(f"torchrun exited with {done.returncode}.\n" + (output[at:at + 4000] + "\n...\n" if at >= 0 else "") + output[-3000:])
     return done
 
 
