@@ -78,6 +78,9 @@ def bert_style_layers(encoder):
     config = getattr(encoder, "config", None)
     if not isinstance(layers, nn.ModuleList) or not len(layers) or getattr(config, "is_decoder", False): return None
     if getattr(config, "position_embedding_type", "absolute") != "absolute": return None
+    children = lambda module: set(dict(module.named_children()))
+    if children(encoder.encoder) != {"layer"} or any(isinstance(m, nn.LayerNorm) for m in encoder.children()): return None   # a norm after the layers
+    if children(getattr(layers[-1], "attention", nn.Module())) != {"self", "output"}: return None   # a pre-LN block (RoBERTa-PreLayerNorm, Megatron)
     attention = getattr(getattr(layers[-1], "attention", None), "self", None)
     needed = [(attention, a) for a in ("query", "key", "value", "num_attention_heads", "attention_head_size")]
     needed += [(layers[-1].attention, "output"), (layers[-1], "feed_forward_chunk")]
