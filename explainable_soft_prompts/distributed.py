@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_distributed.ipynb #08bdaaa0
 from __future__ import annotations
-import argparse, datetime, os, time
+import argparse, datetime, os, sys, time
 
 import torch
 
@@ -97,9 +97,8 @@ def _in_notebook() -> bool:
     except NameError: return False
 
 def exit_now_if_distributed():
-    """Leave a torchrun process at once once its work is written: gloo can abort an interpreter's ordinary exit
-    after the process group is gone ("terminate called without an active exception"), failing a finished run."""
-    import sys
+    """Leave a torchrun process immediately once its work is written: gloo can abort an interpreter's ordinary
+    exit after the process group is gone ("terminate called without an active exception"), failing a finished run."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         sys.stdout.flush(); sys.stderr.flush(); os._exit(0)
 

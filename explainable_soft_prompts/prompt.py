@@ -80,10 +80,9 @@ def bert_style_layers(encoder):
     if getattr(config, "position_embedding_type", "absolute") != "absolute": return None
     children = lambda module: set(dict(module.named_children()))
     if children(encoder.encoder) != {"layer"} or any(isinstance(m, nn.LayerNorm) for m in encoder.children()): return None   # a norm after the layers
-    if children(getattr(layers[-1], "attention", nn.Module())) != {"self", "output"}: return None   # a pre-LN block (RoBERTa-PreLayerNorm, Megatron)
-    attention = getattr(getattr(layers[-1], "attention", None), "self", None)
-    needed = [(attention, a) for a in ("query", "key", "value", "num_attention_heads", "attention_head_size")]
-    needed += [(layers[-1].attention, "output"), (layers[-1], "feed_forward_chunk")]
+    block = getattr(layers[-1], "attention", None)
+    if block is None or children(block) != {"self", "output"}: return None        # a pre-LN block (RoBERTa-PreLayerNorm, Megatron)
+    needed = [(block.self, a) for a in ("query", "key", "value", "num_attention_heads", "attention_head_size")] + [(layers[-1], "feed_forward_chunk")]
     return layers if all(hasattr(obj, a) for obj, a in needed) else None
 
 def layer_at_rows(layer, hidden, attention_mask, rows):
