@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import SHAPES, compare, emit, machine, random_family, step_inputs, sync, write_json  # noqa: E402
 from bench_training import DEFAULT_BATCH, make_step  # noqa: E402
 
+from explainable_soft_prompts.training import plain_bert  # noqa: E402
+
 
 def step_flops(shape: str, n_models: int, batch_size: int, text_length: int, prompt_length: int = 16) -> float:
     s = SHAPES[shape]
@@ -58,7 +60,8 @@ def main(argv=None):
         batch_size, text_length = DEFAULT_BATCH[shape]
         models = random_family(args.models, shape, args.device, dtype)
         batch, targets, prompt_init = step_inputs(shape, batch_size, text_length, args.device)
-        vectorized = torch.device(args.device).type == "cuda"          # the path train_prompt takes by default
+        # the path train_prompt takes by default: stacked for plain BERT models (these) or on CUDA, else the loop
+        vectorized = torch.device(args.device).type == "cuda" or all(plain_bert(m) for m in models)
         median, _, _ = compare({"step": make_step(models, vectorized, batch, targets, prompt_init,
                                                   args.device, args.bf16)}, args.repeats, args.device)
         flops = step_flops(shape, args.models, batch_size, text_length)

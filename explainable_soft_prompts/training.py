@@ -18,10 +18,11 @@ from .data import TASKS, TaskData, atomic_torch_save, atomic_write, batch_indice
 from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, save_prompt
 
 # %% auto #0
-__all__ = ['TRACKERS', 'model_inputs', 'family_losses_loop', 'eager_skeleton', 'StackedFamily', 'TrainConfig',
-           'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world', 'model_shard', 'rank_layout',
-           'sum_over_ranks', 'barrier', 'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking',
-           'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint', 'train_prompt', 'toy_task_data']
+__all__ = ['TRACKERS', 'model_inputs', 'family_losses_loop', 'plain_bert', 'stacked_linear', 'stacked_layer_norm',
+           'stacked_bert_logits', 'eager_skeleton', 'StackedFamily', 'TrainConfig', 'cosine_with_warmup',
+           'split_loss_accuracy', 'autocast', 'distributed_world', 'model_shard', 'rank_layout', 'sum_over_ranks',
+           'barrier', 'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking', 'make_trackers',
+           'TrainResult', 'model_digest', 'run_fingerprint', 'train_prompt', 'toy_task_data']
 
 # %% ../nbs/04_training.ipynb #2774444c
 def model_inputs(batch: dict, device=None) -> tuple:
@@ -35,6 +36,59 @@ def family_losses_loop(models, prompt, batch: dict, target_ids: torch.Tensor) ->
     return torch.stack([F.cross_entropy(PromptedMaskedLM(m)(prompt, *inputs), targets) for m in models])
 
 # %% ../nbs/04_training.ipynb #23d83e0f
+def plain_bert(model) -> bool:
+    "Is `model` a plain BERT masked LM (absolute positions, GELU, an encoder) that `stacked_bert_logits` computes exactly?"
+    config = model.config
+    return (type(model).__name__ == "BertForMaskedLM" and config.hidden_act == "gelu" and not config.is_decoder
+            and getattr(config, "position_embedding_type", "absolute") == "absolute")
+
+def stacked_linear(x, weight, bias):
+    "`x @ weight.T + bias` for every model at once: `x` `[M, N, in]`, `weight` `[M, out, in]`, `bias` `[M, out]`."
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.mT)
+
+def stacked_layer_norm(x, weight, bias, eps: float):
+    "Layer norm of `x` `[M, N, H]` with each model's own `weight` and `bias` `[M, H]`."
+    return torch.addcmul(bias.unsqueeze(1), F.layer_norm(x, x.shape[-1:], eps=eps), weight.unsqueeze(1))
+
+def stacked_bert_logits(params: dict, config, prompt, input_ids, attention_mask, mask_positions, prefix: str = "model.") -> torch.Tensor:
+    """Vocabulary logits at `[MASK]` `[M, B, V]` of M stacked BERT masked LMs (`params`: Hugging Face names after
+    `prefix`, each `[M, ...]`) reading `[prompt; input embeddings]`; `[M, P, B, V]` for `[P, L, H]` prompts."""
+    weight = lambda name: params[prefix + name]
+    word = weight("bert.embeddings.word_embeddings.weight")                                        # [M, V, H]
+    single = prompt.dim() == 2
+    prompts = prompt[None] if single else prompt                                                   # [P, L, H]
+    n_models, hidden, (n_prompts, length), batch = word.shape[0], word.shape[-1], prompts.shape[:2], input_ids.shape[0]
+    rows_per_model, heads, eps = n_prompts * batch, config.num_attention_heads, config.layer_norm_eps
+    text = word[:, input_ids].repeat(1, n_prompts, 1, 1)                                           # [M, P*B, T, H]
+    prompts = prompts.to(word.dtype).repeat_interleave(batch, 0).expand(n_models, -1, -1, -1)      # [M, P*B, L, H]
+    x = torch.cat([prompts, text], 2)
+    seq = x.shape[2]
+    x = x + weight("bert.embeddings.token_type_embeddings.weight")[:, None, :1] + weight("bert.embeddings.position_embeddings.weight")[:, None, :seq]
+    x = stacked_layer_norm(x.reshape(n_models, -1, hidden), weight("bert.embeddings.LayerNorm.weight"), weight("bert.embeddings.LayerNorm.bias"), eps)
+    keep = torch.cat([attention_mask.new_ones(batch, length), attention_mask], 1).bool().repeat(n_prompts, 1)
+    keep = keep[:, None, None, :].repeat(n_models, 1, 1, 1)                                        # [M*P*B, 1, 1, S]
+    rows = (mask_positions + length).repeat(n_prompts)
+    split_heads = lambda t: t.view(n_models * rows_per_model, -1, heads, hidden // heads).transpose(1, 2)
+    for i in range(config.num_hidden_layers):
+        layer = lambda name: weight(f"bert.encoder.layer.{i}.{name}")
+        last = i == config.num_hidden_layers - 1                   # the last layer is read at [MASK] only
+        residual = x.view(n_models, rows_per_model, seq, hidden)[:, torch.arange(rows_per_model), rows] if last else x
+        query, key, value = (split_heads(stacked_linear(inp, layer(f"attention.self.{n}.weight"), layer(f"attention.self.{n}.bias")))
+                             for n, inp in (("query", residual), ("key", x), ("value", x)))
+        context = F.scaled_dot_product_attention(query, key, value, attn_mask=keep).transpose(1, 2).reshape(n_models, -1, hidden)
+        attended = stacked_layer_norm(stacked_linear(context, layer("attention.output.dense.weight"), layer("attention.output.dense.bias")) + residual,
+                                      layer("attention.output.LayerNorm.weight"), layer("attention.output.LayerNorm.bias"), eps)
+        inner = F.gelu(stacked_linear(attended, layer("intermediate.dense.weight"), layer("intermediate.dense.bias")))
+        x = stacked_layer_norm(stacked_linear(inner, layer("output.dense.weight"), layer("output.dense.bias")) + attended,
+                               layer("output.LayerNorm.weight"), layer("output.LayerNorm.bias"), eps)
+    head = lambda name: weight(f"cls.predictions.{name}")
+    x = F.gelu(stacked_linear(x, head("transform.dense.weight"), head("transform.dense.bias")))
+    x = stacked_layer_norm(x, head("transform.LayerNorm.weight"), head("transform.LayerNorm.bias"), eps)
+    decoder = params.get(prefix + "cls.predictions.decoder.weight", word)                         # tied to the word embeddings, or not
+    bias = params.get(prefix + "cls.predictions.decoder.bias", params.get(prefix + "cls.predictions.bias"))  # listed once when tied
+    logits = stacked_linear(x, decoder, bias).float()                                              # [M, P*B, V]
+    return logits if single else logits.view(n_models, n_prompts, batch, -1)
+
 def eager_skeleton(model):
     """A weightless copy of `model` (meta device) with plain matmul attention: `functional_call` fills in the
     weights, and eager attention batches under `vmap` where the fused SDPA kernel would fall back to a loop."""
@@ -44,9 +98,14 @@ def eager_skeleton(model):
         return AutoModelForMaskedLM.from_config(copy.deepcopy(model.config), attn_implementation="eager")
 
 class StackedFamily:
-    "The family's weights stacked along a model dimension, run with `vmap(functional_call)`."
-    def __init__(self, models):
+    "The family's weights stacked along a model dimension, run as a batched BERT (`path='bert'`) or with `vmap(functional_call)`."
+    def __init__(self, models, path: str = "auto"):
         self.models = list(models)
+        if path not in ("auto", "bert", "vmap"): raise ValueError(f"Unknown vectorised path {path!r}: use auto, bert or vmap.")
+        if path == "auto": path = "bert" if all(plain_bert(m) for m in self.models) else "vmap"
+        if path == "bert" and not all(plain_bert(m) for m in self.models):
+            raise ValueError("The batched BERT path computes plain BERT masked LMs only; use path='vmap' for this family.")
+        self.path = path
         wrapped = [PromptedMaskedLM(m) for m in self.models]
         # one copy of the weights: each tensor is stacked, then every model views its slice. Stacking one tensor
         # at a time frees each original right after its copy, so even the peak holds one extra tensor, not the family
@@ -59,12 +118,14 @@ class StackedFamily:
             stacked = self.buffers[name] = torch.stack([w.get_buffer(name) for w in wrapped])
             module_name, _, attr = name.rpartition(".")
             for k, w in enumerate(wrapped): w.get_submodule(module_name)._buffers[attr] = stacked[k]
-        self.template = PromptedMaskedLM(eager_skeleton(self.models[0]))
+        self.template = PromptedMaskedLM(eager_skeleton(self.models[0])) if path == "vmap" else None
 
     def __len__(self): return len(self.models)
 
     def logits(self, prompt, input_ids, attention_mask, mask_positions) -> torch.Tensor:
         "Vocabulary logits at `[MASK]` for every model: `[M, B, V]` (or `[M, P, B, V]` for `[P, L, H]` prompts)."
+        if self.path == "bert":
+            return stacked_bert_logits(self.params, self.models[0].config, prompt, input_ids, attention_mask, mask_positions)
         def one(params, buffers):
             return functional_call(self.template, (params, buffers), (prompt, input_ids, attention_mask, mask_positions))
         return vmap(one)(self.params, self.buffers)
@@ -96,7 +157,7 @@ class TrainConfig:
     beta2: float = 0.999
     grad_clip: float = 1.0
     bf16: bool = False
-    vectorized: bool | None = None     # None: vmap on CUDA, the loop on CPU (faster there: benchmarks/bench_training.py)
+    vectorized: bool | None = None     # None: the stacked family when it is plain BERT or on CUDA, else the loop (benchmarks/bench_training.py)
     data_parallel_groups: int = 1      # under torchrun: groups of ranks that split each batch (each group holds the family)
     eval_batch_size: int = 128
     checkpoint_every: int = 25
@@ -304,8 +365,8 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
     init = initial_prompt(models, cfg.prompt_length, cfg.init, cfg.init_seed, tokenizer, cfg.init_text, cfg.init_combine).to(device)
     models = [models[i].to(device) for i in mine]
     train, target_ids = data.tokenized["train"], torch.tensor(data.verbalizer.token_ids, device=device)
-    use_vmap = cfg.vectorized if cfg.vectorized is not None else device.type == "cuda"
-    family = StackedFamily(models) if use_vmap and len(models) > 1 else None
+    stack = cfg.vectorized if cfg.vectorized is not None else device.type == "cuda" or all(plain_bert(m) for m in models)
+    family = StackedFamily(models) if stack and len(models) > 1 else None
     def losses(prompt, batch):
         return family.losses(prompt, batch, target_ids) if family else family_losses_loop(models, prompt, batch, target_ids)
     def mean_loss(model_losses):                                 # this rank's part of the mean over all models

@@ -16,14 +16,15 @@ def setup():
     return tok, tiny_family(5, tok, hidden_size=16, layers=2), toy_task_data(tok, n_train=40, n_eval=12)
 
 
-def test_loop_and_vectorised_agree_on_loss_and_gradient(setup):
+@pytest.mark.parametrize("path", ["bert", "vmap"])
+def test_loop_and_vectorised_agree_on_loss_and_gradient(setup, path):
     tok, models, data = setup
     batch = collate(data.tokenized["train"], range(10))
     targets = torch.tensor(data.verbalizer.token_ids)
     prompt = torch.randn(4, 16, requires_grad=True)
     loop = family_losses_loop(models, prompt, batch, targets)
     (grad_loop,) = torch.autograd.grad(loop.mean(), prompt)
-    vec = StackedFamily(models).losses(prompt, batch, targets)
+    vec = StackedFamily(models, path).losses(prompt, batch, targets)
     (grad_vec,) = torch.autograd.grad(vec.mean(), prompt)
     assert loop.shape == (5,)
     torch.testing.assert_close(vec, loop, rtol=1e-5, atol=1e-6)
