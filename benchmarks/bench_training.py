@@ -36,6 +36,8 @@ from explainable_soft_prompts.training import StackedFamily, family_losses_loop 
 
 # micro-batches: the study's (imdb 168/8 per model step on a GPU) scaled to what a 2-core CPU steps in seconds
 DEFAULT_BATCH = {"family": (32, 64), "bert-base": (4, 64)}   # (examples, text tokens)
+# the family's steps take 30-300 ms and vary by 10-20% on a shared CPU, so they get more repeats
+DEFAULT_REPEATS = {"family": 9, "bert-base": 3}
 
 
 def make_step(models, vectorized: bool, batch, targets, prompt_init, device, bf16=False, path="auto"):
@@ -134,7 +136,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", nargs="+", default=["family", "bert-base"], choices=list(SHAPES))
     parser.add_argument("--models", nargs="+", type=int, default=[1, 2, 5, 10])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=None, help="timed steps per path (default: 9 at the family's shape, 3 at BERT-base)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--batch", type=int, default=None, help="examples per step (default per shape)")
@@ -153,7 +155,7 @@ def main(argv=None):
             models = family[:n_models]
             methods = {"loop": make_step(models, False, batch, targets, prompt_init, args.device, args.bf16),
                        "vectorized": make_step(models, True, batch, targets, prompt_init, args.device, args.bf16, args.path)}
-            median, results, seconds = compare(methods, args.repeats, args.device)
+            median, results, seconds = compare(methods, args.repeats or DEFAULT_REPEATS[shape], args.device)
             loss_diff = float((results["loop"][0] - results["vectorized"][0]).abs().max())
             grad_diff = float((results["loop"][1] - results["vectorized"][1]).abs().max() / results["loop"][1].abs().max())
             record = {"benchmark": "training_step", "shape": shape, "models": n_models, "batch": batch_size, "text_tokens": text_length,
@@ -165,7 +167,7 @@ def main(argv=None):
     if args.stacked_prompts:
         for shape in args.shapes:
             batch_size, text_length = DEFAULT_BATCH[shape]
-            record = bench_stacked_prompts(shape, 5, args.stacked_prompts, args.repeats, args.batch or batch_size, text_length, args.device, args.bf16)
+            record = bench_stacked_prompts(shape, 5, args.stacked_prompts, args.repeats or DEFAULT_REPEATS[shape], args.batch or batch_size, text_length, args.device, args.bf16)
             emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
     memory = [] if args.no_memory or args.device != "cpu" else [peak_memory(s, 5, *DEFAULT_BATCH[s]) for s in args.shapes]
     for m in memory: emit({"benchmark": "training_peak_memory", **m})

@@ -157,7 +157,7 @@ class TrainConfig:
     beta2: float = 0.999
     grad_clip: float = 1.0
     bf16: bool = False
-    vectorized: bool | None = None     # None: the stacked family when it is plain BERT or on CUDA, else the loop (benchmarks/bench_training.py)
+    vectorized: bool | None = None     # None: the stacked family on CUDA, the loop on CPU (benchmarks/bench_training.py)
     data_parallel_groups: int = 1      # under torchrun: groups of ranks that split each batch (each group holds the family)
     eval_batch_size: int = 128
     checkpoint_every: int = 25
@@ -365,7 +365,7 @@ def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_n
     init = initial_prompt(models, cfg.prompt_length, cfg.init, cfg.init_seed, tokenizer, cfg.init_text, cfg.init_combine).to(device)
     models = [models[i].to(device) for i in mine]
     train, target_ids = data.tokenized["train"], torch.tensor(data.verbalizer.token_ids, device=device)
-    stack = cfg.vectorized if cfg.vectorized is not None else device.type == "cuda" or all(plain_bert(m) for m in models)
+    stack = cfg.vectorized if cfg.vectorized is not None else device.type == "cuda"
     family = StackedFamily(models) if stack and len(models) > 1 else None
     def losses(prompt, batch):
         return family.losses(prompt, batch, target_ids) if family else family_losses_loop(models, prompt, batch, target_ids)
