@@ -17,7 +17,7 @@ same 5 models and batches) could be trained in one pass, stacked along the batch
 model). Timed at M = 5: one stacked step of P prompts against P single-prompt steps, with identical losses and
 gradients; `train_prompt` would stack them only if this pays.
 
-    python benchmarks/bench_training.py [--shapes family bert-base] [--models 1 2 5 10] [--repeats 3] [--stacked-prompts 3] [--path auto|bert|vmap]
+    python benchmarks/bench_training.py [--shapes family bert-base] [--models 1 2 5 10] [--repeats N] [--stacked-prompts 3] [--path auto|bert|vmap]
 """
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def peak_memory(shape, n_models, batch_size, text_length) -> dict:
             "vectorized_minus_loop_after_setup_mib": round(held, 1), "vectorized_minus_loop_peak_during_setup_mib": round(setup_peak, 1),
             "loop_peak_rss_mib": round(out["loop"]["peak_rss_mib"], 1), "vectorized_peak_rss_mib": round(out["vectorized"]["peak_rss_mib"], 1),
             "models_view_the_stack": out["vectorized"]["models_view_the_stack"],
-            # under 32 MiB is below what RSS resolves here (the skeleton module, Python objects), hence the floor
+            # under 32 MiB is below what RSS resolves here (the stacked buffers, Python objects), hence the floor
             "no_second_copy_of_weights": bool(out["vectorized"]["models_view_the_stack"]) and max(held, setup_peak) < max(0.5 * weights, 32),
             "note": "peak during steps includes activations, which differ between the paths"}
 

@@ -18,11 +18,11 @@ from .data import TASKS, TaskData, atomic_torch_save, atomic_write, batch_indice
 from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, save_prompt
 
 # %% auto #0
-__all__ = ['TRACKERS', 'model_inputs', 'family_losses_loop', 'plain_bert', 'stacked_linear', 'stacked_layer_norm',
-           'stacked_bert_logits', 'eager_skeleton', 'StackedFamily', 'TrainConfig', 'cosine_with_warmup',
-           'split_loss_accuracy', 'autocast', 'distributed_world', 'model_shard', 'rank_layout', 'sum_over_ranks',
-           'barrier', 'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking', 'make_trackers',
-           'TrainResult', 'model_digest', 'run_fingerprint', 'train_prompt', 'toy_task_data']
+__all__ = ['TRACKERS', 'model_inputs', 'family_losses_loop', 'plain_bert', 'same_architecture', 'stacked_linear',
+           'stacked_layer_norm', 'stacked_bert_logits', 'eager_skeleton', 'StackedFamily', 'TrainConfig',
+           'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world', 'model_shard', 'rank_layout',
+           'sum_over_ranks', 'barrier', 'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking',
+           'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint', 'train_prompt', 'toy_task_data']
 
 # %% ../nbs/04_training.ipynb #2774444c
 def model_inputs(batch: dict, device=None) -> tuple:
@@ -37,10 +37,18 @@ def family_losses_loop(models, prompt, batch: dict, target_ids: torch.Tensor) ->
 
 # %% ../nbs/04_training.ipynb #23d83e0f
 def plain_bert(model) -> bool:
-    "Is `model` a plain BERT masked LM (absolute positions, GELU, an encoder) that `stacked_bert_logits` computes exactly?"
+    "Is `model` a plain BERT masked LM (absolute positions, GELU, an encoder, no dropout) that `stacked_bert_logits` computes exactly?"
+    from transformers import BertForMaskedLM
     config = model.config
-    return (type(model).__name__ == "BertForMaskedLM" and config.hidden_act == "gelu" and not config.is_decoder
-            and getattr(config, "position_embedding_type", "absolute") == "absolute")
+    return (type(model) is BertForMaskedLM and config.hidden_act == "gelu" and not config.is_decoder and not model.training
+            and getattr(config, "position_embedding_type", "absolute") == "absolute" and config.num_hidden_layers >= 1
+            and config.hidden_size % config.num_attention_heads == 0)
+
+def same_architecture(models) -> bool:
+    "Do all `models` share one configuration (their names aside) and the same parameter names, so that one stack holds them?"
+    config = lambda m: {k: v for k, v in m.config.to_dict().items() if k not in ("_name_or_path", "name_or_path", "transformers_version")}
+    first = models[0]
+    return all(config(m) == config(first) and [n for n, _ in m.named_parameters()] == [n for n, _ in first.named_parameters()] for m in models[1:])
 
 def stacked_linear(x, weight, bias):
     "`x @ weight.T + bias` for every model at once: `x` `[M, N, in]`, `weight` `[M, out, in]`, `bias` `[M, out]`."
@@ -72,7 +80,7 @@ def stacked_bert_logits(params: dict, config, prompt, input_ids, attention_mask,
     for i in range(config.num_hidden_layers):
         layer = lambda name: weight(f"bert.encoder.layer.{i}.{name}")
         last = i == config.num_hidden_layers - 1                   # the last layer is read at [MASK] only
-        residual = x.view(n_models, rows_per_model, seq, hidden)[:, torch.arange(rows_per_model), rows] if last else x
+        residual = x.view(n_models, rows_per_model, seq, hidden)[:, torch.arange(rows_per_model, device=x.device), rows] if last else x
         query, key, value = (split_heads(stacked_linear(inp, layer(f"attention.self.{n}.weight"), layer(f"attention.self.{n}.bias")))
                              for n, inp in (("query", residual), ("key", x), ("value", x)))
         context = F.scaled_dot_product_attention(query, key, value, attn_mask=keep).transpose(1, 2).reshape(n_models, -1, hidden)
@@ -102,6 +110,9 @@ class StackedFamily:
     def __init__(self, models, path: str = "auto"):
         self.models = list(models)
         if path not in ("auto", "bert", "vmap"): raise ValueError(f"Unknown vectorised path {path!r}: use auto, bert or vmap.")
+        if not same_architecture(self.models):
+            raise ValueError("The models differ in configuration or parameters, so they cannot be stacked; "
+                             "use the loop (`vectorized: false`) or a family of one architecture.")
         if path == "auto": path = "bert" if all(plain_bert(m) for m in self.models) else "vmap"
         if path == "bert" and not all(plain_bert(m) for m in self.models):
             raise ValueError("The batched BERT path computes plain BERT masked LMs only; use path='vmap' for this family.")
