@@ -47,8 +47,9 @@ def plain_bert(model) -> bool:
 def same_architecture(models) -> bool:
     "Do all `models` share one configuration (their names aside) and the same parameter names, so that one stack holds them?"
     config = lambda m: {k: v for k, v in m.config.to_dict().items() if k not in ("_name_or_path", "name_or_path", "transformers_version")}
-    first = models[0]
-    return all(config(m) == config(first) and [n for n, _ in m.named_parameters()] == [n for n, _ in first.named_parameters()] for m in models[1:])
+    names = lambda m: [n for n, _ in m.named_parameters()]
+    first_config, first_names = config(models[0]), names(models[0])
+    return all(config(m) == first_config and names(m) == first_names for m in models[1:])
 
 def stacked_linear(x, weight, bias):
     "`x @ weight.T + bias` for every model at once: `x` `[M, N, in]`, `weight` `[M, out, in]`, `bias` `[M, out]`."
@@ -113,8 +114,9 @@ class StackedFamily:
         if not same_architecture(self.models):
             raise ValueError("The models differ in configuration or parameters, so they cannot be stacked; "
                              "use the loop (`vectorized: false`) or a family of one architecture.")
-        if path == "auto": path = "bert" if all(plain_bert(m) for m in self.models) else "vmap"
-        if path == "bert" and not all(plain_bert(m) for m in self.models):
+        bert = all(plain_bert(m) for m in self.models)
+        if path == "auto": path = "bert" if bert else "vmap"
+        if path == "bert" and not bert:
             raise ValueError("The batched BERT path computes plain BERT masked LMs only; use path='vmap' for this family.")
         self.path = path
         wrapped = [PromptedMaskedLM(m) for m in self.models]
