@@ -15,7 +15,7 @@ from .data import atomic_write
 
 # %% auto #0
 __all__ = ['INITS', 'random_prompt', 'embedding_rows', 'text_token_ids', 'initial_prompt', 'SoftPrompt', 'encoder_and_head',
-           'bert_style_layers', 'layer_at_rows', 'PromptedMaskedLM', 'save_prompt', 'load_prompt',
+           'bert_style_layers', 'layer_at_rows', 'prepend_prompts', 'PromptedMaskedLM', 'save_prompt', 'load_prompt',
            'load_prompt_metadata']
 
 # %% ../nbs/03_prompt.ipynb #77c0d31d
@@ -97,6 +97,17 @@ def layer_at_rows(layer, hidden, attention_mask, rows):
     context = (scores.softmax(-1) @ value).reshape(n, heads * size)
     return layer.feed_forward_chunk(layer.attention.output(context, at_rows))
 
+def prepend_prompts(prompts, embeds, attention_mask, mask_positions):
+    """Each of P prompts `[P, L, H]` in front of each of B texts `[..., B, T, H]` (leading dimensions, such as
+    stacked models, are kept): the inputs `[..., P*B, L+T, H]` (prompt-major rows), their attention mask
+    `[P*B, L+T]` and the row of each `[MASK]` `[P*B]`."""
+    n_prompts, length = prompts.shape[:2]
+    batch, lead = attention_mask.shape[0], embeds.shape[:-3]
+    text = embeds.repeat(*[1] * len(lead), n_prompts, 1, 1)
+    prompt_rows = prompts.to(embeds.dtype).repeat_interleave(batch, 0).expand(*lead, -1, -1, -1)
+    mask = torch.cat([attention_mask.new_ones(batch, length), attention_mask], 1).repeat(n_prompts, 1)
+    return torch.cat([prompt_rows, text], -2), mask, (mask_positions + length).repeat(n_prompts)
+
 class PromptedMaskedLM(nn.Module):
     "A frozen masked LM that reads `[prompt; input embeddings]` and returns vocabulary logits at `[MASK]`."
     def __init__(self, model, last_layer_at_mask: bool = True):
@@ -107,13 +118,7 @@ class PromptedMaskedLM(nn.Module):
         embeds = self.model.get_input_embeddings()(input_ids)
         single = prompt.dim() == 2
         prompts = prompt[None] if single else prompt                              # [P, L, H]
-        n_prompts, length = prompts.shape[:2]
-        batch = input_ids.shape[0]
-        embeds = embeds.repeat(n_prompts, 1, 1)                                   # [P*B, T, H]
-        prompts = prompts.to(embeds.dtype).repeat_interleave(batch, 0)            # [P*B, L, H]
-        inputs = torch.cat([prompts, embeds], 1)
-        mask = torch.cat([attention_mask.new_ones(batch, length), attention_mask], 1).repeat(n_prompts, 1)
-        rows = (mask_positions + length).repeat(n_prompts)
+        inputs, mask, rows = prepend_prompts(prompts, embeds, attention_mask, mask_positions)
         layers = bert_style_layers(encoder) if self.last_layer_at_mask else None
         if layers is None:
             hidden = encoder(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
@@ -124,7 +129,7 @@ class PromptedMaskedLM(nn.Module):
             finally: encoder.encoder.layer = layers
             at_mask = layer_at_rows(layers[-1], hidden, mask, rows)
         logits = head(at_mask).float()
-        return logits if single else logits.view(n_prompts, batch, -1)
+        return logits if single else logits.view(len(prompts), len(input_ids), -1)
 
 # %% ../nbs/03_prompt.ipynb #9be26e2c
 def save_prompt(folder, prompt: torch.Tensor, init_prompt: torch.Tensor | None = None, metadata: dict | None = None) -> Path:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
 from .data import TASKS, TaskData, atomic_torch_save, atomic_write, batch_indices, collate, make_verbalizer, tokenize_examples, progress_bar
-from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, save_prompt
+from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, prepend_prompts, save_prompt
 
 # %% auto #0
 __all__ = ['TRACKERS', 'model_inputs', 'family_losses_loop', 'plain_bert', 'same_architecture', 'stacked_linear',
@@ -66,17 +66,13 @@ def stacked_bert_logits(params: dict, config, prompt, input_ids, attention_mask,
     word = weight("bert.embeddings.word_embeddings.weight")                                        # [M, V, H]
     single = prompt.dim() == 2
     prompts = prompt[None] if single else prompt                                                   # [P, L, H]
-    n_models, hidden, (n_prompts, length), batch = word.shape[0], word.shape[-1], prompts.shape[:2], input_ids.shape[0]
+    n_models, hidden, n_prompts, batch = word.shape[0], word.shape[-1], len(prompts), len(input_ids)
     rows_per_model, heads, eps = n_prompts * batch, config.num_attention_heads, config.layer_norm_eps
-    text = word[:, input_ids].repeat(1, n_prompts, 1, 1)                                           # [M, P*B, T, H]
-    prompts = prompts.to(word.dtype).repeat_interleave(batch, 0).expand(n_models, -1, -1, -1)      # [M, P*B, L, H]
-    x = torch.cat([prompts, text], 2)
+    x, keep, rows = prepend_prompts(prompts, word[:, input_ids], attention_mask, mask_positions)  # [M, P*B, S, H]
     seq = x.shape[2]
     x = x + weight("bert.embeddings.token_type_embeddings.weight")[:, None, :1] + weight("bert.embeddings.position_embeddings.weight")[:, None, :seq]
     x = stacked_layer_norm(x.reshape(n_models, -1, hidden), weight("bert.embeddings.LayerNorm.weight"), weight("bert.embeddings.LayerNorm.bias"), eps)
-    keep = torch.cat([attention_mask.new_ones(batch, length), attention_mask], 1).bool().repeat(n_prompts, 1)
-    keep = keep[:, None, None, :].repeat(n_models, 1, 1, 1)                                        # [M*P*B, 1, 1, S]
-    rows = (mask_positions + length).repeat(n_prompts)
+    keep = keep.bool()[:, None, None, :].repeat(n_models, 1, 1, 1)                                 # [M*P*B, 1, 1, S]
     split_heads = lambda t: t.view(n_models * rows_per_model, -1, heads, hidden // heads).transpose(1, 2)
     for i in range(config.num_hidden_layers):
         layer = lambda name: weight(f"bert.encoder.layer.{i}.{name}")
