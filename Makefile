@@ -56,7 +56,7 @@ bench: install
 dry-run: install
 	$(PY) -c "from explainable_soft_prompts.experiment import plan; from explainable_soft_prompts.config import load_params; import pandas as pd; pd.set_option('display.width', 200); print(plan(load_params('$(PARAMS)')).to_string())"
 
-# rebuild the default seed family from scratch (about 90 minutes on 2 cores), ship it as fp16 in $(FAMILY_DIR),
+# rebuild the default seed family from scratch (7 cycles of about 45 minutes each on 2 cores), ship it as fp16 in $(FAMILY_DIR),
 # then check that every member is promptable and record the table beside it (params/promptability.yml)
 family: install
 	$(PY) -c "from explainable_soft_prompts.models import *; build_seed_family('.cache/families/tweets-mini', FamilyBuildConfig(), workers=2); save_family_fp16('.cache/families/tweets-mini', '$(FAMILY_DIR)')"

@@ -199,7 +199,7 @@ class FamilyBuildConfig:
     seq_length: int = 128
     batch_size: int = 32
     steps: int = 5000                               # per cycle
-    cycles: int = 3
+    cycles: int = 7
     lr: float = 2e-3
     warmup_fraction: float = 0.02
     weight_decay: float = 0.01
