@@ -1,7 +1,8 @@
 """Shared pieces of the benchmarks: model shapes, random families, side-by-side timing, JSON output.
 
 Every benchmark times two ways of doing the same work in one process, alternating which goes first, several
-repetitions, and reports medians, their ratio, and a check that both give the same numbers.
+repetitions, and reports medians, their ratio, and a check that both give the same numbers. Where the speed
+issue sets a target for a ratio, the record also carries the target and whether this run met it.
 """
 from __future__ import annotations
 
@@ -84,6 +85,13 @@ def write_json(obj, path) -> Path:
         json.dump(obj, f, indent=1, default=str)
     os.chmod(f.name, 0o644); os.replace(f.name, path)
     return path
+
+
+def target(figure: float, at_least: float | None = None, at_most: float | None = None) -> dict:
+    "The speed issue's target for `figure` and whether this run met it (nothing when the issue sets none)."
+    if at_least is None and at_most is None: return {}
+    met = (at_least is None or figure >= at_least) and (at_most is None or figure <= at_most)
+    return {"target": f">= {at_least}" if at_least is not None else f"<= {at_most}", "target_met": met}
 
 
 def autocast(device, bf16: bool):
