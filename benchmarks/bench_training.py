@@ -39,7 +39,7 @@ DEFAULT_BATCH = {"family": (32, 64), "bert-base": (4, 64)}   # (examples, text t
 # the family's steps take 30-300 ms and vary by 10-20% on a shared CPU, so they get more repeats
 DEFAULT_REPEATS = {"family": 9, "bert-base": 5}
 # the stacked-prompt step at BERT-base takes 20-30 s a repeat (three prompts, both ways), so it keeps three
-STACKED_REPEATS = {"family": 9, "bert-base": 3}
+STACKED_REPEATS = {**DEFAULT_REPEATS, "bert-base": 3}
 
 
 def training_target(shape: str, n_models: int, device) -> float | None:
