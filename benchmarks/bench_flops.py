@@ -32,7 +32,9 @@ def step_flops(shape: str, n_models: int, batch_size: int, text_length: int, pro
     return n_models * batch_size * (2 * linear + 3 * attention + 2 * head)
 
 
-def matmul_flops(device="cpu", dtype=torch.float32, n: int = 2048, repeats: int = 10) -> float:
+def matmul_flops(device="cpu", dtype=torch.float32, n: int | None = None, repeats: int = 10) -> float:
+    "Dense n x n matrix product FLOP/s (n: 2048 on a CPU, 8192 on a GPU, where a smaller product would time the launch)."
+    n = n or (8192 if torch.device(device).type == "cuda" else 2048)
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2): a @ b
     times = []
@@ -48,6 +50,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--batch", type=int, default=None, help="examples per step (default per shape)")
     parser.add_argument("--out", default="outputs/bench/flops.json")
     args = parser.parse_args(argv)
     dtype = torch.bfloat16 if args.bf16 else torch.float32
@@ -56,6 +59,7 @@ def main(argv=None):
     records = []
     for shape in args.shapes:
         batch_size, text_length = DEFAULT_BATCH[shape]
+        batch_size = args.batch or batch_size
         models = random_family(args.models, shape, args.device, dtype)
         batch, targets, prompt_init = step_inputs(shape, batch_size, text_length, args.device)
         # both paths, timed side by side: the loop (train_prompt's default on CPU) and the stacked family (on CUDA)

@@ -8,7 +8,9 @@ Three ways to compute the same matrix, timed side by side:
   inference mode) - `token_masking_matrix_per_variant`;
 - `batched`: this project's `token_masking_matrix`: all L + 1 variants in one pass per model.
 The ratios separate what batching the variants gives from what computing the head only at [MASK] gives.
-All three must give the same matrix (largest absolute difference printed).
+All three must give the same matrix (largest absolute difference printed). With `--bf16` a fourth, `batched_bf16`,
+is timed beside them: `token_masking_matrix` under bf16 autocast (what a GPU user can choose), against the fp32
+reference, its own largest difference printed; the target is judged on the fp32 comparison only.
 
 Length sorting: the same L + 1 variants over a split whose texts vary in length (uniform 8 to `--text-length`
 tokens, as tweets do), evaluated in batches of similar length (`split_loss_accuracy`'s default) against batches
@@ -84,6 +86,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true", help="also time the batched matrix under bf16 autocast")
     parser.add_argument("--out", default="outputs/bench/masking.json")
     args = parser.parse_args(argv)
     models = random_family(args.models, args.shape, args.device)
@@ -93,6 +96,7 @@ def main(argv=None):
     methods = {"full_logits_loop": lambda: full_logits_matrix(models, prompt, split, targets, args.batch_size, args.device),
                "per_variant": lambda: as_tensor(token_masking_matrix_per_variant(models, prompt, split, targets, batch_size=args.batch_size, device=args.device)),
                "batched": lambda: as_tensor(token_masking_matrix(models, prompt, split, targets, batch_size=args.batch_size, device=args.device))}
+    if args.bf16: methods["batched_bf16"] = lambda: as_tensor(token_masking_matrix(models, prompt, split, targets, batch_size=args.batch_size, device=args.device, bf16=True))
     median, results, seconds = compare(methods, args.repeats, args.device, log=emit)
     diff = max(float((results[a] - results["batched"]).abs().max()) for a in ("full_logits_loop", "per_variant"))
     record = {"benchmark": "token_masking_matrix", "shape": args.shape, "models": args.models, "prompt_length": args.length,
@@ -101,6 +105,9 @@ def main(argv=None):
               "speedup_batched_over_per_variant": round(median["per_variant"] / median["batched"], 3),
               "max_abs_diff": diff}
     record.update(target(record["speedup_batched_over_full_logits_loop"], at_least=3.0))     # the study's one-variant method
+    if args.bf16:
+        record.update({"speedup_batched_bf16_over_full_logits_loop": round(median["full_logits_loop"] / median["batched_bf16"], 3),
+                       "max_abs_diff_bf16": float((results["full_logits_loop"] - results["batched_bf16"]).abs().max())})
     emit(record)
     varied = varied_split(args.examples, args.text_length, SHAPES[args.shape]["vocab_size"])
     variants = token_masking_variants(prompt)                                   # unmasked, then token i zeroed

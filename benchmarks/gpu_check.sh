@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Benchmarks 1-4 on a CUDA machine with BERT-base shapes and bf16 (under 5 minutes on one recent GPU):
+# Benchmarks 1-4 on a CUDA machine with BERT-base shapes and bf16, and the micro experiment's whole pipeline on the
+# GPU against the CPU (under 5 minutes on one recent GPU):
 #   bash benchmarks/gpu_check.sh            # writes outputs/bench/gpu_*.json and prints JSON lines
 # DEVICE=cpu REPEATS=1 bash benchmarks/gpu_check.sh runs the same commands on a CPU (slowly), to check the script.
-set -euo pipefail
+# Each step runs even if one before it failed; the script fails at the end, naming the steps that did.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
 DEVICE=${DEVICE:-cuda}
 REPEATS=${REPEATS:-3}
 MODELS=${MODELS:-"1 2 5 10"}
+BATCHES=${BATCHES:-"4 32"}     # examples per training step: the CPU benchmark's 4, and one near the study's GPU micro-batch
 BF16=$( [ "$DEVICE" = cuda ] && echo --bf16 || true )
+failed=()
+step() { echo "== $*"; "$@" || failed+=("$(basename "$2")"); }
 $PY -c "import torch; print('device:', torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu', '| torch', torch.__version__)"
 start=$(date +%s)
-$PY benchmarks/bench_training.py --shapes bert-base --models $MODELS --device $DEVICE $BF16 --repeats $REPEATS --no-memory --out outputs/bench/gpu_training.json
-$PY benchmarks/bench_masking.py --shape bert-base --models 5 --examples ${EXAMPLES:-256} --batch-size ${BATCH:-256} --device $DEVICE --repeats $REPEATS --out outputs/bench/gpu_masking.json
-$PY benchmarks/bench_peft.py --shapes bert-base --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_peft.json
-$PY benchmarks/bench_flops.py --shapes bert-base --models 5 --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_flops.json
-echo "gpu_check: $(( $(date +%s) - start )) s"
+for batch in $BATCHES; do
+  step $PY benchmarks/bench_training.py --shapes bert-base --models $MODELS --batch $batch --device $DEVICE $BF16 --repeats $REPEATS --no-memory --out outputs/bench/gpu_training_batch$batch.json
+done
+step $PY benchmarks/bench_masking.py --shape bert-base --models 5 --examples ${EXAMPLES:-64} --batch-size ${BATCH:-64} --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_masking.json
+step $PY benchmarks/bench_peft.py --shapes bert-base --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_peft.json
+step $PY benchmarks/bench_flops.py --shapes bert-base --models 5 --batch ${BATCHES##* } --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_flops.json
+step $PY benchmarks/gpu_pipeline.py --device $DEVICE --out outputs/bench/gpu_pipeline.json
+echo "gpu_check: $(( $(date +%s) - start )) s${failed:+, failed: ${failed[*]}}"
+[ ${#failed[@]} -eq 0 ]

@@ -33,3 +33,14 @@ def test_training_benchmark_runs(tmp_path):
         assert abs(r["speedup_vectorized_over_loop"] * r["vectorized_s"] / r["loop_s"] - 1) < 0.01     # the ratio of the two medians
     assert "target" not in records[0]
     assert records[1]["target"] == ">= 1.5" and records[1]["target_met"] == (records[1]["speedup_vectorized_over_loop"] >= 1.5)
+
+
+def test_pipeline_check_runs_on_the_cpu(tmp_path):
+    "`gpu_pipeline.py --device cpu`: the micro experiment with the stacked family against the loop, both on the CPU."
+    import gpu_pipeline
+    out = tmp_path / "pipeline.json"
+    gpu_pipeline.main(["--device", "cpu", "--out", str(out)])
+    record = json.loads(out.read_text())["records"][0]
+    assert record["prompts"] == 5 and record["within_tolerance"]
+    assert 0 < record["max_prompt_diff"] < 1e-4                     # the two training paths ran (not one cached run twice)
+    assert set(record["device_timings_s"]) == set(record["cpu_timings_s"]) >= {"training", "token masking"}

@@ -56,7 +56,7 @@ def test_two_data_parallel_groups_train_the_same_prompt_as_one_process(tmp_path)
 
 
 def test_the_command_line_runs_an_experiment_on_two_processes(tmp_path):
-    from test_experiment import micro_setup
+    from micro import micro_setup
     import yaml
     params = micro_setup(tmp_path)
     params["prompts"] = {"1_model_0": [0], "2_model_0": [0, 1], "3_model_0": [0, 1, 2]}
