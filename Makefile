@@ -46,7 +46,7 @@ released: install
 bench: install
 	@start=$$(date +%s); \
 	ESP_PROGRESS=off $(PY) benchmarks/bench_training.py && \
-	ESP_PROGRESS=off $(PY) benchmarks/bench_masking.py --examples 128 && \
+	ESP_PROGRESS=off $(PY) benchmarks/bench_masking.py --examples 64 && \
 	PYTHONWARNINGS=ignore ESP_PROGRESS=off $(PY) benchmarks/bench_peft.py && \
 	ESP_PROGRESS=off $(PY) benchmarks/bench_flops.py && \
 	ESP_PROGRESS=off $(PY) benchmarks/bench_e2e.py && \

@@ -86,8 +86,8 @@ def stacked_prompts_step(models, batch, targets, prompt_inits, stacked: bool):
     return step
 
 
-def bench_stacked_prompts(shape: str, n_models: int, n_prompts: int, repeats: int, batch_size: int, text_length: int, device="cpu", bf16=False) -> dict:
-    models = random_family(n_models, shape, device, torch.bfloat16 if bf16 else torch.float32)
+def bench_stacked_prompts(models, shape: str, n_prompts: int, repeats: int, batch_size: int, text_length: int, device="cpu", bf16=False) -> dict:
+    n_models = len(models)
     batch, targets, _ = step_inputs(shape, batch_size, text_length, device)
     inits = [torch.randn(16, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(p)).to(device) for p in range(n_prompts)]
     methods = {"separate": stacked_prompts_step(models, batch, targets, inits, False), "stacked": stacked_prompts_step(models, batch, targets, inits, True)}
@@ -147,7 +147,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per path (default: 9 at the family's shape, 5 at BERT-base, 3 for BERT-base's stacked prompts)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true")
-    parser.add_argument("--batch", type=int, default=None, help="examples per step (default per shape)")
+    parser.add_argument("--batch", nargs="+", type=int, default=None, help="examples per step, one or more (default per shape)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--stacked-prompts", type=int, default=3, help="prompts per stacked step at M = 5 (0: skip)")
     parser.add_argument("--path", default="auto", choices=["auto", "bert", "vmap"], help="the vectorised path (auto: batched BERT for BERT models)")
@@ -155,29 +155,28 @@ def main(argv=None):
     args = parser.parse_args(argv)
     records = []
     for shape in args.shapes:
-        batch_size, text_length = DEFAULT_BATCH[shape]
-        batch_size = args.batch or batch_size
-        family = random_family(max(args.models), shape, args.device, torch.bfloat16 if args.bf16 else torch.float32)
-        batch, targets, prompt_init = step_inputs(shape, batch_size, text_length, args.device)
-        for n_models in args.models:
-            models = family[:n_models]
-            methods = {"loop": make_step(models, False, batch, targets, prompt_init, args.device, args.bf16),
-                       "vectorized": make_step(models, True, batch, targets, prompt_init, args.device, args.bf16, args.path)}
-            median, results, seconds = compare(methods, args.repeats or DEFAULT_REPEATS[shape], args.device)
-            loss_diff = float((results["loop"][0] - results["vectorized"][0]).abs().max())
-            grad_diff = float((results["loop"][1] - results["vectorized"][1]).abs().max() / results["loop"][1].abs().max())
-            record = {"benchmark": "training_step", "shape": shape, "models": n_models, "batch": batch_size, "text_tokens": text_length,
-                      "prompt_length": 16, "bf16": args.bf16, "vectorized_path": methods["vectorized"].family.path, "loop_s": round(median["loop"], 4), "vectorized_s": round(median["vectorized"], 4),
-                      "speedup_vectorized_over_loop": round(median["loop"] / median["vectorized"], 3),
-                      "max_loss_diff": loss_diff, "max_relative_grad_diff": grad_diff, "seconds": seconds}
-            record.update(target(record["speedup_vectorized_over_loop"], at_least=training_target(shape, n_models, args.device)))
-            emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
+        default_batch, text_length = DEFAULT_BATCH[shape]
+        # one family per shape serves every batch size and the stacked-prompt step (5 models)
+        family = random_family(max(*args.models, 5 if args.stacked_prompts else 1), shape, args.device, torch.bfloat16 if args.bf16 else torch.float32)
+        for batch_size in args.batch or [default_batch]:
+            batch, targets, prompt_init = step_inputs(shape, batch_size, text_length, args.device)
+            for n_models in args.models:
+                models = family[:n_models]
+                methods = {"loop": make_step(models, False, batch, targets, prompt_init, args.device, args.bf16),
+                           "vectorized": make_step(models, True, batch, targets, prompt_init, args.device, args.bf16, args.path)}
+                median, results, seconds = compare(methods, args.repeats or DEFAULT_REPEATS[shape], args.device)
+                loss_diff = float((results["loop"][0] - results["vectorized"][0]).abs().max())
+                grad_diff = float((results["loop"][1] - results["vectorized"][1]).abs().max() / results["loop"][1].abs().max())
+                record = {"benchmark": "training_step", "shape": shape, "models": n_models, "batch": batch_size, "text_tokens": text_length,
+                          "prompt_length": 16, "bf16": args.bf16, "vectorized_path": methods["vectorized"].family.path, "loop_s": round(median["loop"], 4), "vectorized_s": round(median["vectorized"], 4),
+                          "speedup_vectorized_over_loop": round(median["loop"] / median["vectorized"], 3),
+                          "max_loss_diff": loss_diff, "max_relative_grad_diff": grad_diff, "seconds": seconds}
+                record.update(target(record["speedup_vectorized_over_loop"], at_least=training_target(shape, n_models, args.device)))
+                emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
+            if args.stacked_prompts:
+                record = bench_stacked_prompts(family[:5], shape, args.stacked_prompts, args.repeats or STACKED_REPEATS[shape], batch_size, text_length, args.device, args.bf16)
+                emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
         del family
-    if args.stacked_prompts:
-        for shape in args.shapes:
-            batch_size, text_length = DEFAULT_BATCH[shape]
-            record = bench_stacked_prompts(shape, 5, args.stacked_prompts, args.repeats or STACKED_REPEATS[shape], args.batch or batch_size, text_length, args.device, args.bf16)
-            emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
     memory = [] if args.no_memory or args.device != "cpu" else [peak_memory(s, 5, *DEFAULT_BATCH[s]) for s in args.shapes]
     for m in memory: emit({"benchmark": "training_peak_memory", **m})
     write_json({"records": records, "memory": memory, "machine": machine(), "config": vars(args)}, args.out)
