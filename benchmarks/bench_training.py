@@ -17,7 +17,7 @@ same 5 models and batches) could be trained in one pass, stacked along the batch
 model). Timed at M = 5: one stacked step of P prompts against P single-prompt steps, with identical losses and
 gradients; `train_prompt` would stack them only if this pays.
 
-    python benchmarks/bench_training.py [--shapes family bert-base] [--models 1 2 5 10] [--repeats N] [--stacked-prompts 3] [--path auto|bert|vmap]
+    python benchmarks/bench_training.py [--shapes family bert-base] [--models 1 2 5 10] [--batch B ...] [--repeats N] [--stacked-prompts 3] [--path auto|bert|vmap]
 """
 from __future__ import annotations
 
