@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks 1-4 on a CUDA machine with BERT-base shapes and bf16, and the micro experiment's whole pipeline on the
-# GPU against the CPU. Meant to take under 5 minutes on one recent GPU; its steps have been timed on an H200 only
-# piecewise (README, "On a GPU"), most of the training part's time going to set-up (building the random models).
+# GPU against the CPU. Meant to take under 5 minutes on one recent GPU; on an H200 its steps have been timed only
+# piecewise, not the script as a whole (README, "On a GPU").
 #   bash benchmarks/gpu_check.sh            # writes outputs/bench/gpu_*.json and prints JSON lines
 # DEVICE=cpu REPEATS=1 bash benchmarks/gpu_check.sh runs the same commands on a CPU (slowly), to check the script.
 # Each step runs even if one before it failed; the script fails at the end, naming the steps that did.
