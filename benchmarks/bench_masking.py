@@ -93,10 +93,11 @@ def main(argv=None):
     split = random_split(args.examples, args.text_length, SHAPES[args.shape]["vocab_size"])
     targets = torch.tensor([5, 6])
     prompt = torch.randn(args.length, SHAPES[args.shape]["hidden_size"], generator=torch.Generator().manual_seed(1))
+    def batched(bf16=False): return as_tensor(token_masking_matrix(models, prompt, split, targets, batch_size=args.batch_size, device=args.device, bf16=bf16))
     methods = {"full_logits_loop": lambda: full_logits_matrix(models, prompt, split, targets, args.batch_size, args.device),
                "per_variant": lambda: as_tensor(token_masking_matrix_per_variant(models, prompt, split, targets, batch_size=args.batch_size, device=args.device)),
-               "batched": lambda: as_tensor(token_masking_matrix(models, prompt, split, targets, batch_size=args.batch_size, device=args.device))}
-    if args.bf16: methods["batched_bf16"] = lambda: as_tensor(token_masking_matrix(models, prompt, split, targets, batch_size=args.batch_size, device=args.device, bf16=True))
+               "batched": batched}
+    if args.bf16: methods["batched_bf16"] = lambda: batched(bf16=True)
     median, results, seconds = compare(methods, args.repeats, args.device, log=emit)
     diff = max(float((results[a] - results["batched"]).abs().max()) for a in ("full_logits_loop", "per_variant"))
     record = {"benchmark": "token_masking_matrix", "shape": args.shape, "models": args.models, "prompt_length": args.length,

@@ -1,9 +1,9 @@
 """The whole pipeline on a GPU: the tests' micro experiment (a 3-model tiny family, a local imdb-shaped dataset, five
 prompts) trained, token-masked, evaluated and reported on `--device` with the stacked family (one batched BERT, the
-default on CUDA) and on the CPU with the loop over the models (the default there), from the same starting state, so
-it also checks the two training paths agree through whole runs (`--device cpu` runs both on the CPU). Prints one JSON line: the largest differences between the
-two runs' trained prompts, token-masking tables and test-by-model table, whether they lie within tolerance, and
-each run's stage timings.
+default on CUDA) and on the CPU with the loop over the models (the default there), from the same starting state,
+so it also checks the two training paths agree through whole runs (`--device cpu` runs both on the CPU). Prints one
+JSON line: the largest differences between the two runs' trained prompts, token-masking tables and test-by-model
+table, whether they lie within tolerance, and each run's stage timings.
 
     python benchmarks/gpu_pipeline.py [--device cuda] [--out outputs/bench/gpu_pipeline.json]
 """
@@ -13,7 +13,6 @@ import argparse, sys, tempfile
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent)); sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from common import emit, machine, write_json  # noqa: E402

@@ -1,6 +1,4 @@
 "The experiment notebook run head-less by papermill, parameter files, and early refusal of bad parameters."
-from pathlib import Path
-
 import pandas as pd
 import papermill as pm
 import pytest
