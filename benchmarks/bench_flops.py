@@ -63,7 +63,7 @@ def main(argv=None):
         models = random_family(args.models, shape, args.device, dtype)
         batch, targets, prompt_init = step_inputs(shape, batch_size, text_length, args.device)
         # both paths, timed side by side: the loop (train_prompt's default on CPU) and the stacked family (on CUDA)
-        methods = {path: make_step(models, path == "vectorized", batch, targets, prompt_init, args.device, args.bf16) for path in ("loop", "vectorized")}
+        methods = {path: make_step(models, path, batch, targets, prompt_init, args.device, args.bf16) for path in ("loop", "vectorized")}
         median, _, _ = compare(methods, args.repeats, args.device)
         flops = step_flops(shape, args.models, batch_size, text_length)
         for path in methods:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import SHAPES, compare, emit, machine, random_family, target, write_json  # noqa: E402
+from common import SHAPES, compare, emit, full_logits_at_mask, machine, random_family, target, write_json  # noqa: E402
 
 from explainable_soft_prompts.analysis import token_masking_matrix, token_masking_matrix_per_variant, token_masking_variants, zero_rows  # noqa: E402
 from explainable_soft_prompts.data import TokenizedSplit, batch_indices, collate  # noqa: E402
@@ -53,14 +53,10 @@ def varied_split(n: int, max_length: int, vocab_size: int, seed: int = 0) -> Tok
 @torch.inference_mode()
 def full_logits_loss(model, prompt, split, target_ids, batch_size: int, device="cpu") -> float:
     "Mean loss over `split`: the ordinary masked-LM forward (logits at every position), read at [MASK]."
-    total, embed = 0.0, model.get_input_embeddings()
+    total = 0.0
     for indices in batch_indices(len(split), batch_size):
         batch = collate(split, indices)
-        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        inputs = torch.cat([prompt.to(device)[None].expand(len(ids), -1, -1), embed(ids)], 1)
-        full_mask = torch.cat([mask.new_ones(len(ids), prompt.shape[0]), mask], 1)
-        logits = model(inputs_embeds=inputs, attention_mask=full_mask).logits           # [B, L + T, V]
-        at_mask = logits[torch.arange(len(ids)), batch["mask_positions"].to(device) + prompt.shape[0]]
+        at_mask = full_logits_at_mask(model, prompt, *(batch[k].to(device) for k in ("input_ids", "attention_mask", "mask_positions")))
         total += F.cross_entropy(at_mask.float(), target_ids.to(device)[batch["labels"].to(device)], reduction="sum").item()
     return total / len(split)
 

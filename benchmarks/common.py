@@ -48,6 +48,15 @@ def step_inputs(shape: str, batch_size: int, text_length: int, device="cpu", pro
     return batch, torch.tensor([5, 6], device=device), prompt
 
 
+def full_logits_at_mask(model, prompt, input_ids, attention_mask, mask_positions) -> torch.Tensor:
+    """Logits `[B, V]` at [MASK] from the masked LM's ordinary forward, which computes the vocabulary head at every
+    position and the last layer everywhere (how a plain Hugging Face loop reads a masked LM; the study's design)."""
+    inputs = torch.cat([prompt.to(input_ids.device)[None].expand(len(input_ids), -1, -1), model.get_input_embeddings()(input_ids)], 1)
+    full_mask = torch.cat([attention_mask.new_ones(len(input_ids), prompt.shape[0]), attention_mask], 1)
+    logits = model(inputs_embeds=inputs, attention_mask=full_mask).logits                 # [B, L + T, V]
+    return logits[torch.arange(len(input_ids), device=input_ids.device), mask_positions + prompt.shape[0]]
+
+
 def sync(device):
     if torch.device(device).type == "cuda": torch.cuda.synchronize()
 
