@@ -340,14 +340,16 @@ def model_colours(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 def embedding_map(models, prompt: torch.Tensor, model_names=None, token_models=None, method: str = "tsne",
-                  vocabulary_sample: int = 1000, seed: int = 0, prompt_name: str = "prompt", n_neighbors: int = 50):
-    "Figure: the models' vocabulary rows (a random sample) and the prompt's tokens on top, in 2-D; tokens coloured by `token_models` (model names) when given."
+                  vocabulary_sample: int = 1000, seed: int = 0, prompt_name: str = "prompt", n_neighbors: int = 50, reduce=None):
+    """Figure: the models' vocabulary rows (a random sample) and the prompt's tokens on top, in 2-D; tokens coloured by
+    `token_models` (model names) when given. `reduce(points, method, n_neighbors=...)` makes the 2-D coordinates:
+    `reduce_to_2d` unless given (`report_run` passes one that keeps them, so a report run again skips t-SNE)."""
     import matplotlib.pyplot as plt
     names, tables = model_labels(models, model_names), embedding_tables(models)
     vocab = tables[0].shape[0]
     sample = torch.randperm(vocab, generator=torch.Generator().manual_seed(seed))[:min(vocabulary_sample, vocab)]
     points = torch.cat([*(t[sample] for t in tables), prompt.detach().float()]).numpy()
-    xy = reduce_to_2d(points, method, n_neighbors=n_neighbors)
+    xy = (reduce or reduce_to_2d)(points, method, n_neighbors=n_neighbors)
     vocab_xy, prompt_xy = xy[:-prompt.shape[0]].reshape(len(names), len(sample), 2), xy[-prompt.shape[0]:]
     colours = model_colours(len(names))
     with figure_style(): fig, ax = plt.subplots(figsize=(8, 7))

@@ -4,6 +4,7 @@
 
 # %% ../nbs/09_report.ipynb #e8585414
 from __future__ import annotations
+import hashlib, inspect, json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 
 from .analysis import (SHARED_FIRST_PROMPT, assignment_table, back_translation, embedding_map, figure_style,
                                                group_masking_losses, knn_vote, masking_and_compression, masking_heatmap, prompt_importance,
-                                               prompt_similarity_table, run_task_and_category, save_figure, vote_alignment)
+                                               prompt_similarity_table, reduce_to_2d, run_task_and_category, save_figure, vote_alignment)
 from .data import atomic_write, progress_bar
 from .experiment import cached_table, results_key, split_digest, write_table
 
@@ -23,7 +24,8 @@ __all__ = ['BASE_CATEGORIES', 'REPORT_TEXT', 'prompt_category', 'category_size',
            'with_shared_first_prompt', 'table3_importance', 'table4_masking_compression', 'table5_seed_dimension',
            'table6_epochs', 'table8_transfer', 'table9_back_translation', 'tables10_12_masking',
            'knn_alignment_by_prompt', 'table13_knn_alignment', 'table14_compression', 'loss_by_n_models_figure',
-           'markdown_table', 'with_mean_std', 'write_report', 'figure_prompt', 'report_run']
+           'reduction_key', 'cached_reduction', 'markdown_table', 'with_mean_std', 'write_report', 'figure_prompt',
+           'report_run']
 
 # %% ../nbs/09_report.ipynb #16c0e4f8
 BASE_CATEGORIES = ("1_model", "2_model", "5_model", "10_model")
@@ -224,6 +226,23 @@ def loss_by_n_models_figure(table1: pd.DataFrame):
     ax.legend(); fig.tight_layout()
     return fig
 
+# %% ../nbs/09_report.ipynb #8392ef9a
+def reduction_key(points: np.ndarray, method: str, **settings) -> str:
+    "What 2-D coordinates depend on: the points, the method and settings, `reduce_to_2d`'s code, scikit-learn's version."
+    import sklearn
+    digest = hashlib.sha1(np.ascontiguousarray(points, dtype=np.float64).tobytes())
+    digest.update(json.dumps([method, settings, sklearn.__version__], sort_keys=True, default=str).encode())
+    try: digest.update(inspect.getsource(reduce_to_2d).encode())
+    except (OSError, TypeError): pass                                  # no source at hand: the other parts still key the cache
+    return digest.hexdigest()[:16]
+
+def cached_reduction(path):
+    "A `reduce_to_2d` that keeps its coordinates in the CSV `path` (columns x, y; the key in `<path>.key`) and reads them back when the key matches."
+    def reduce(points, method: str = "tsne", **settings) -> np.ndarray:
+        compute = lambda: pd.DataFrame(reduce_to_2d(points, method, **settings), columns=["x", "y"])
+        return cached_table(path, reduction_key(points, method, **settings), compute)[["x", "y"]].to_numpy()
+    return reduce
+
 # %% ../nbs/09_report.ipynb #34b8616e
 def markdown_table(frame: pd.DataFrame, max_rows: int = 60) -> str:
     "A GitHub markdown table of `frame` (floats with 3 decimals); long frames are cut with a note."
@@ -315,13 +334,15 @@ def report_run(run_dir, results: dict, models, names, tokenizer, data, test_by_m
     if shown is not None:
         result, a = results[shown], analyses[shown]
         own = prompt_models(result, models, names)
-        keep(embedding_map(own, result.prompt, result.model_names, a["assignment"].model.tolist(), vocabulary_sample=vocabulary_sample, prompt_name=shown),
+        coordinates = lambda file: cached_reduction(tables_dir / "embedding_map" / file)   # the maps' 2-D points, kept for the next report
+        keep(embedding_map(own, result.prompt, result.model_names, a["assignment"].model.tolist(), vocabulary_sample=vocabulary_sample, prompt_name=shown,
+                           reduce=coordinates(f"tsne_{shown}.csv")),
              f"tsne_{shown}.png", f"t-SNE of {shown}'s tokens among its models' vocabularies, coloured by the model masking assigns them to.")
         others = [n for n in names if n not in result.model_names]
         if others:
             every = own + [models[names.index(n)] for n in others]
             keep(embedding_map(every, result.prompt, list(result.model_names) + others, a["assignment"].model.tolist(),
-                               vocabulary_sample=vocabulary_sample, prompt_name=shown),
+                               vocabulary_sample=vocabulary_sample, prompt_name=shown, reduce=coordinates(f"tsne_{shown}_with_ood.csv")),
                  f"tsne_{shown}_with_ood.png", f"The same with the family's other models ({', '.join(others)}), which {shown} was not trained on, added.")
     write_report(run_dir, tables, figures, facts or {})
     return tables
