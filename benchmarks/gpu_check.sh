@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks 1-4 on a CUDA machine with BERT-base shapes and bf16, and the micro experiment's whole pipeline on the
-# GPU against the CPU. Meant to take under 5 minutes on one recent GPU; on an H200 its steps have been timed only
-# piecewise, not the script as a whole (README, "On a GPU").
+# GPU against the CPU. Meant to take under 5 minutes on one recent GPU: 190 s on an H200 (README, "On a GPU").
+# Each step prints its own seconds.
 #   bash benchmarks/gpu_check.sh            # writes outputs/bench/gpu_*.json and prints JSON lines
 # DEVICE=cpu REPEATS=1 bash benchmarks/gpu_check.sh runs the same commands on a CPU (slowly), to check the script.
 # Each step runs even if one before it failed; the script fails at the end, naming the steps that did.
@@ -14,12 +14,13 @@ MODELS=${MODELS:-"1 2 5 10"}
 BATCHES=${BATCHES:-"4 32"}     # examples per training step: the CPU benchmark's 4, and one near the study's GPU micro-batch
 BF16=$( [ "$DEVICE" = cuda ] && echo --bf16 || true )
 failed=()
-step() { echo "== $*"; "$@" || failed+=("$(basename "$2")"); }
+step() { local t=$(date +%s); echo "== $*"; "$@" || failed+=("$(basename "$2")"); echo "== $(basename "$2"): $(( $(date +%s) - t )) s"; }
 $PY -c "import torch; print('device:', torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu', '| torch', torch.__version__)"
 start=$(date +%s)
 step $PY benchmarks/bench_training.py --shapes bert-base --models $MODELS --batch $BATCHES --device $DEVICE $BF16 --repeats $REPEATS --no-memory --out outputs/bench/gpu_training.json
-step $PY benchmarks/bench_masking.py --shape bert-base --models 5 --examples ${EXAMPLES:-64} --batch-size ${BATCH:-64} --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_masking.json
-step $PY benchmarks/bench_peft.py --shapes bert-base --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_peft.json
+# the loops read 64 examples per forward; the batched variants put all 17 variants of 64 examples in one forward
+step $PY benchmarks/bench_masking.py --shape bert-base --models 5 --examples ${EXAMPLES:-64} --batch-size ${BATCH:-64} --batched-batch-size ${BATCHED_BATCH:-1088} --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_masking.json
+step $PY benchmarks/bench_peft.py --shapes bert-base --batch ${PEFT_BATCHES:-8 32} --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_peft.json
 step $PY benchmarks/bench_flops.py --shapes bert-base --models 5 --batch ${BATCHES##* } --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_flops.json
 step $PY benchmarks/gpu_pipeline.py --device $DEVICE --out outputs/bench/gpu_pipeline.json
 echo "gpu_check: $(( $(date +%s) - start )) s${failed:+, failed: ${failed[*]}}"
