@@ -70,7 +70,8 @@ def run_distributed(params: dict, report: bool = True, progress: bool = True) ->
         if report:
             out["tables"] = report_run(cfg.run_dir, results, models, names, tokenizer, data, test_by_model, transfer, seeds=seeds,
                                        k=settings["k"], vocabulary_sample=settings["vocabulary_sample"],
-                                       facts={"run_name": cfg.run_name, "task": cfg.task, "processes": world}, progress=progress)
+                                       facts={"run_name": cfg.run_name, "task": cfg.task, "processes": world}, progress=progress,
+                                       batch_size=train_cfg.eval_batch_size)
         timings["evaluation and report"] = time.time() - start
     barrier()       # no rank tears down the process group while rank 0 still works (a rank leaving early could abort)
     return out

@@ -65,14 +65,16 @@ def masking_frame(losses: torch.Tensor, model_names) -> pd.DataFrame:
     frame = pd.DataFrame(losses[:, 1:].tolist(), columns=[str(i) for i in range(losses.shape[1] - 1)])
     return frame.assign(unmasked=losses[:, 0].tolist()).assign(model=[str(n) for n in model_names])[["model", *frame.columns, "unmasked"]]
 
-def analyse_prompt(tables_dir, name: str, result, models, names, tokenizer, split, target_ids, seeds=range(5), k: int = 7) -> dict:
-    "Masking matrix (all prompts); assignment, k-NN votes, back translation, compression (prompts on several models)."
+def analyse_prompt(tables_dir, name: str, result, models, names, tokenizer, split, target_ids, seeds=range(5), k: int = 7,
+                   batch_size: int = 128) -> dict:
+    """Masking matrix (all prompts); assignment, k-NN votes, back translation, compression (prompts on several models).
+    `batch_size`: sequences per forward in masking and compression (a run's `eval_batch_size`; the results do not depend on it)."""
     tables_dir = Path(tables_dir)
     chosen, model_names = prompt_models(result, models, names), list(result.model_names)
     key = analysis_key(name, result, split, seeds, k)
     def masking():
         groups = [[i] for i in range(result.prompt.shape[0])]
-        return masking_frame(group_masking_losses(chosen, result.prompt, groups, split, torch.as_tensor(target_ids)), model_names)
+        return masking_frame(group_masking_losses(chosen, result.prompt, groups, split, torch.as_tensor(target_ids), batch_size), model_names)
     frame = cached_table(token_masking_table_path(tables_dir, name), key, masking)
     matrix = frame.set_index("model").drop(columns="unmasked").rename(columns=int).rename_axis(columns="token")
     unmasked = frame.set_index("model").unmasked
@@ -84,7 +86,8 @@ def analyse_prompt(tables_dir, name: str, result, models, names, tokenizer, spli
     out["back_translation"] = cached_table(tables_dir / "back_translation" / f"{name}.csv", key,
                                            lambda: back_translation(result.prompt, chosen, tokenizer, model_names))
     out["compression"] = cached_table(tables_dir / "compression" / f"{name}.csv", key,
-                                      lambda: masking_and_compression(chosen, result.prompt, assignment, split, target_ids, model_names, seeds))
+                                      lambda: masking_and_compression(chosen, result.prompt, assignment, split, target_ids, model_names, seeds,
+                                                                      batch_size=batch_size))
     return out
 
 # %% ../nbs/09_report.ipynb #9c435eda
@@ -303,12 +306,13 @@ def figure_prompt(results: dict) -> str | None:
     return multi[0] if multi else None
 
 def report_run(run_dir, results: dict, models, names, tokenizer, data, test_by_model: pd.DataFrame, transfer: pd.DataFrame,
-               seeds=range(5), k: int = 7, vocabulary_sample: int = 1000, facts: dict | None = None, progress: bool = True) -> dict:
-    "Analyse every prompt of a run and write `tables/`, `figures/` and `report.md`; returns the tables."
+               seeds=range(5), k: int = 7, vocabulary_sample: int = 1000, facts: dict | None = None, progress: bool = True,
+               batch_size: int = 128) -> dict:
+    "Analyse every prompt of a run and write `tables/`, `figures/` and `report.md`; returns the tables. `batch_size`: see `analyse_prompt`."
     import matplotlib.pyplot as plt
     run_dir = Path(run_dir); tables_dir, figures_dir = run_dir / "tables", run_dir / "figures"
     split, target_ids = data.tokenized["test"], data.verbalizer.token_ids
-    analyses = {n: analyse_prompt(tables_dir, n, r, models, names, tokenizer, split, target_ids, seeds, k)
+    analyses = {n: analyse_prompt(tables_dir, n, r, models, names, tokenizer, split, target_ids, seeds, k, batch_size)
                 for n, r in progress_bar(results.items(), desc="analysis", total=len(results), disable=not progress)}
     importance = importance_by_prompt(analyses)
     alignment = knn_alignment_by_prompt(analyses)

@@ -151,3 +151,25 @@ def test_every_analysis_on_a_prompt_trained_by_the_training_loop(tmp_path):
     heatmap = save_figure(masking_heatmap(matrix, unmasked), tmp_path / "heatmap.png")
     tsne = save_figure(embedding_map(models, prompt, NAMES, token_models=assignment.model.tolist(), vocabulary_sample=15), tmp_path / "tsne.png")
     assert heatmap.stat().st_size > 1000 and tsne.stat().st_size > 1000
+
+
+def test_analyse_prompt_runs_masking_and_compression_at_the_given_batch_size(setup, tmp_path, monkeypatch):
+    "A run's `eval_batch_size` reaches the report's masking and compression (a GPU wants bigger forwards than a CPU)."
+    from explainable_soft_prompts import report
+    from explainable_soft_prompts.training import TrainResult
+    tokenizer, models, split, targets, prompt = setup
+    seen = []
+    def spy(function):
+        def wrapped(*args, **kwargs):
+            seen.append((function.__name__, kwargs.get("batch_size", args[5] if len(args) > 5 else None)))
+            return function(*args, **kwargs)
+        return wrapped
+    monkeypatch.setattr(report, "group_masking_losses", spy(report.group_masking_losses))
+    monkeypatch.setattr(report, "masking_and_compression", spy(report.masking_and_compression))
+    result = TrainResult(prompt, torch.zeros_like(prompt), [], NAMES)
+    out = report.analyse_prompt(tmp_path / "small", "3_model_0", result, models, NAMES, tokenizer, split, targets, seeds=range(1), batch_size=7)
+    assert seen == [("group_masking_losses", 7), ("masking_and_compression", 7)]
+    default = report.analyse_prompt(tmp_path / "default", "3_model_0", result, models, NAMES, tokenizer, split, targets, seeds=range(1))
+    assert seen[2:] == [("group_masking_losses", 128), ("masking_and_compression", 128)]
+    assert np.abs(out["matrix"].to_numpy() - default["matrix"].to_numpy()).max() < 1e-5     # the forward size changes no result
+    assert np.abs(out["compression"].loss.to_numpy() - default["compression"].loss.to_numpy()).max() < 1e-5
