@@ -20,6 +20,9 @@ bigger forwards, e.g. (L + 1) x 64.
 configs): `full_logits_loop_bf16` and `batched_bf16`. Their ratio is judged against the same 3x target
 (`target_met_bf16`), and each one's largest difference from the fp32 reference is printed.
 
+`--forward-sizes A B ...` also times `token_masking_matrix` at each of these sequences per forward, side by side
+(fp32, and bf16 with `--bf16`): what a run's `eval_batch_size` does to the report's token masking.
+
 Length sorting: the same L + 1 variants over a split whose texts vary in length (uniform 8 to `--text-length`
 tokens, as tweets do), evaluated in batches of similar length (`split_loss_accuracy`'s default) against batches
 in the given order, padded to their longest text.
@@ -93,6 +96,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true", help="also time the full-logits loop and the batched matrix under bf16 autocast")
+    parser.add_argument("--forward-sizes", type=int, nargs="*", default=[], help="also time the batched matrix at these sequences per forward")
     parser.add_argument("--out", default="outputs/bench/masking.json")
     args = parser.parse_args(argv)
     models = random_family(args.models, args.shape, args.device)
@@ -133,7 +137,27 @@ def main(argv=None):
                "speedup_sorted_over_given_order": round(sort_median["given_order"] / sort_median["length_sorted"], 3),
                "max_abs_diff": float((sort_results["given_order"] - sort_results["length_sorted"]).abs().max())}
     emit(sorting)
-    write_json({"record": record, "length_sorting": sorting, "seconds": {**seconds, **sort_seconds}, "machine": machine(), "config": vars(args)}, args.out)
+    forward_sizes, size_seconds = forward_size_record(args, models, prompt, split, targets) if args.forward_sizes else (None, {})
+    write_json({"record": record, "length_sorting": sorting, "forward_sizes": forward_sizes, "seconds": {**seconds, **sort_seconds, **size_seconds},
+                "machine": machine(), "config": vars(args)}, args.out)
+
+
+def forward_size_record(args, models, prompt, split, targets) -> tuple:
+    "`token_masking_matrix` at each of `args.forward_sizes` sequences per forward, timed side by side; each size's speed-up over the first."
+    methods = {}
+    for dtype in ["fp32"] + (["bf16"] * args.bf16):
+        for size in args.forward_sizes:
+            methods[f"{dtype}_{size}"] = (lambda size=size, bf16=dtype == "bf16":
+                                          as_tensor(token_masking_matrix(models, prompt, split, targets, batch_size=size, device=args.device, bf16=bf16)))
+    median, results, seconds = compare(methods, args.repeats, args.device)
+    first = args.forward_sizes[0]
+    record = {"benchmark": "masking_forward_size", "shape": args.shape, "models": args.models, "variants": args.length + 1,
+              "examples": args.examples, "text_tokens": args.text_length, **{f"{k}_s": round(v, 4) for k, v in median.items()},
+              **{f"speedup_{k}_over_{k.split('_')[0]}_{first}": round(median[f"{k.split('_')[0]}_{first}"] / v, 3)
+                 for k, v in median.items() if not k.endswith(f"_{first}")},
+              "max_abs_diff_fp32": max(float((results[f"fp32_{n}"] - results[f"fp32_{first}"]).abs().max()) for n in args.forward_sizes)}
+    emit(record)
+    return record, seconds
 
 
 if __name__ == "__main__":

@@ -55,14 +55,17 @@ def test_full_logits_step_matches_the_loop():
 def test_masking_benchmark_runs_with_bigger_batched_forwards_and_a_bf16_reference(tmp_path):
     out = tmp_path / "masking.json"
     bench_masking.main(["--models", "2", "--length", "4", "--examples", "6", "--text-length", "12", "--batch-size", "4",
-                        "--batched-batch-size", "15", "--bf16", "--repeats", "1", "--out", str(out)])
-    r = json.loads(out.read_text())["record"]
+                        "--batched-batch-size", "15", "--bf16", "--repeats", "1", "--forward-sizes", "5", "15", "--out", str(out)])
+    r, sizes = (json.loads(out.read_text())[k] for k in ("record", "forward_sizes"))
     assert (r["batch_size"], r["batched_batch_size"]) == (4, 15)                      # 3 examples x 5 variants a forward
     assert r["max_abs_diff"] < 1e-5                                                    # every fp32 method gives the same matrix
     assert 1e-5 < r["max_abs_diff_bf16"] < 0.05 and 1e-5 < r["max_abs_diff_full_logits_loop_bf16"] < 0.05   # bf16 really ran, and is close
     assert r["target_met"] == (r["speedup_batched_over_full_logits_loop"] >= 3.0)
     assert r["target_bf16"] == ">= 3.0" and r["target_met_bf16"] == (r["speedup_batched_bf16_over_full_logits_loop_bf16"] >= 3.0)
     assert abs(r["speedup_batched_bf16_over_full_logits_loop_bf16"] * r["batched_bf16_s"] / r["full_logits_loop_bf16_s"] - 1) < 0.01
+    assert sizes["max_abs_diff_fp32"] < 1e-5                                          # the forward size changes no result
+    assert {k for k in sizes if k.startswith("speedup")} == {"speedup_fp32_15_over_fp32_5", "speedup_bf16_15_over_bf16_5"}
+    assert abs(sizes["speedup_fp32_15_over_fp32_5"] * sizes["fp32_15_s"] / sizes["fp32_5_s"] - 1) < 0.01
 
 
 def test_pipeline_check_runs_on_the_cpu(tmp_path):
