@@ -84,6 +84,11 @@ def as_tensor(result) -> torch.Tensor:
     return torch.cat([torch.tensor(unmasked.to_numpy())[:, None], torch.tensor(matrix.to_numpy())], 1).float()
 
 
+def batched_matrix(models, prompt, split, target_ids, batch_size, device="cpu", bf16: bool = False) -> torch.Tensor:
+    "`[M, L + 1]` from `token_masking_matrix`: all L + 1 variants share each forward of `batch_size` sequences."
+    return as_tensor(token_masking_matrix(models, prompt, split, target_ids, batch_size=batch_size, device=device, bf16=bf16))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="family", choices=list(SHAPES))
@@ -104,7 +109,7 @@ def main(argv=None):
     targets = torch.tensor([5, 6])
     prompt = torch.randn(args.length, SHAPES[args.shape]["hidden_size"], generator=torch.Generator().manual_seed(1))
     batched_batch_size = args.batched_batch_size or args.batch_size
-    def batched(bf16=False): return as_tensor(token_masking_matrix(models, prompt, split, targets, batch_size=batched_batch_size, device=args.device, bf16=bf16))
+    def batched(bf16=False): return batched_matrix(models, prompt, split, targets, batched_batch_size, args.device, bf16)
     def full_logits(bf16=False): return full_logits_matrix(models, prompt, split, targets, args.batch_size, args.device, bf16)
     methods = {"full_logits_loop": full_logits,
                "per_variant": lambda: as_tensor(token_masking_matrix_per_variant(models, prompt, split, targets, batch_size=args.batch_size, device=args.device)),
@@ -147,8 +152,7 @@ def forward_size_record(args, models, prompt, split, targets) -> tuple:
     methods = {}
     for dtype in ["fp32"] + (["bf16"] * args.bf16):
         for size in args.forward_sizes:
-            methods[f"{dtype}_{size}"] = (lambda size=size, bf16=dtype == "bf16":
-                                          as_tensor(token_masking_matrix(models, prompt, split, targets, batch_size=size, device=args.device, bf16=bf16)))
+            methods[f"{dtype}_{size}"] = lambda size=size, bf16=dtype == "bf16": batched_matrix(models, prompt, split, targets, size, args.device, bf16)
     median, results, seconds = compare(methods, args.repeats, args.device)
     first = args.forward_sizes[0]
     record = {"benchmark": "masking_forward_size", "shape": args.shape, "models": args.models, "variants": args.length + 1,

@@ -28,18 +28,24 @@ from explainable_soft_prompts.prompt import PromptedMaskedLM, SoftPrompt  # noqa
 DEFAULT_BATCH = {"family": (32, 64), "bert-base": (8, 64)}
 
 
-def ours(model, prompt_init, batch, targets, device, bf16):
-    prompt = SoftPrompt(prompt_init).to(device)                    # made once, reset each step, as PEFT's below
+def training_step(weight, prompt_init, logits_at_mask, batch, targets, device, bf16):
+    """One step from `prompt_init` each call: reset `weight`, logits at [MASK] from `logits_at_mask()`, cross-entropy,
+    backward, AdamW on `weight`; returns (loss, gradient). The same for both methods, so only the forward differs."""
     def step():
-        with torch.no_grad(): prompt.weight.copy_(prompt_init)
-        prompt.weight.grad = None
-        optimizer = torch.optim.AdamW(prompt.parameters(), lr=0.1)
-        with autocast(device, bf16):
-            logits = PromptedMaskedLM(model)(prompt(), batch["input_ids"], batch["attention_mask"], batch["mask_positions"])
+        with torch.no_grad(): weight.copy_(prompt_init)
+        weight.grad = None
+        optimizer = torch.optim.AdamW([weight], lr=0.1)
+        with autocast(device, bf16): logits = logits_at_mask()
         loss = F.cross_entropy(logits.float(), targets[batch["labels"]])
-        loss.backward(); grad = prompt.weight.grad.detach().clone(); optimizer.step()
+        loss.backward(); grad = weight.grad.detach().clone(); optimizer.step()
         return loss.detach().float().cpu(), grad.float().cpu()
     return step
+
+
+def ours(model, prompt_init, batch, targets, device, bf16):
+    prompt = SoftPrompt(prompt_init).to(device)
+    forward = lambda: PromptedMaskedLM(model)(prompt(), batch["input_ids"], batch["attention_mask"], batch["mask_positions"])
+    return training_step(prompt.weight, prompt_init, forward, batch, targets, device, bf16)
 
 
 def peft_step(model, prompt_init, batch, targets, device, bf16):
@@ -48,19 +54,11 @@ def peft_step(model, prompt_init, batch, targets, device, bf16):
                                 num_transformer_submodules=1, num_attention_heads=model.config.num_attention_heads,
                                 num_layers=model.config.num_hidden_layers)
     peft_model = get_peft_model(model, config)
-    embedding = peft_model.prompt_encoder["default"].embedding
-    length = prompt_init.shape[0]
-    def step():
-        with torch.no_grad(): embedding.weight.copy_(prompt_init)
-        embedding.weight.grad = None
-        optimizer = torch.optim.AdamW([embedding.weight], lr=0.1)
-        with autocast(device, bf16):
-            logits = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        at_mask = logits[torch.arange(len(batch["input_ids"])), batch["mask_positions"] + length]
-        loss = F.cross_entropy(at_mask.float(), targets[batch["labels"]])
-        loss.backward(); grad = embedding.weight.grad.detach().clone(); optimizer.step()
-        return loss.detach().float().cpu(), grad.float().cpu()
-    return step
+    rows = torch.arange(len(batch["input_ids"]), device=batch["input_ids"].device)
+    def forward():
+        logits = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return logits[rows, batch["mask_positions"] + prompt_init.shape[0]]
+    return training_step(peft_model.prompt_encoder["default"].embedding.weight, prompt_init, forward, batch, targets, device, bf16)
 
 
 def main(argv=None):
