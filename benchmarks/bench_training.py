@@ -1,6 +1,7 @@
 """Benchmark 1: one multi-model training step, the vectorised path (`StackedFamily`: the models' weights stacked,
 run as one batched BERT, or with `vmap` for `--path vmap`) against loops over the models, for M = 1, 2, 5, 10,
-on the offline family's shape and on BERT-base. Two loops serve as references:
+on the offline family's shape (8 and 32 examples a step: the study's micro-batches at M = 5) and on BERT-base
+(4 examples). Two loops serve as references:
 - `loop`: `family_losses_loop`, one model after the other through this project's forward, which runs the last
   layer and the vocabulary head at [MASK] only (what `train_prompt` uses on CPU);
 - `full_logits_loop`: one model after the other through the masked LM's ordinary forward, which computes the last
@@ -41,8 +42,10 @@ import torch.nn.functional as F  # noqa: E402
 from explainable_soft_prompts.prompt import PromptedMaskedLM, SoftPrompt  # noqa: E402
 from explainable_soft_prompts.training import StackedFamily, family_losses_loop  # noqa: E402
 
-# micro-batches: the study's (imdb 168/8 per model step on a GPU) scaled to what a 2-core CPU steps in seconds
-DEFAULT_BATCH = {"family": (32, 64), "bert-base": (4, 64)}   # (examples, text tokens)
+# micro-batches: the study's 5-model runs took 8 examples a step (imdb, mnli) or 32 (emotion: tweets, short texts
+# like the family's); BERT-base's scaled down to what a 2-core CPU steps in seconds
+DEFAULT_BATCH = {"family": (32, 64), "bert-base": (4, 64)}   # (examples, text tokens); memory and stacked prompts at these
+SMALLER_BATCHES = {"family": (8,), "bert-base": ()}           # timed too, before the default, unless --batch is given
 # the family's steps take 30-300 ms and vary by 10-20% on a shared CPU, so they get more repeats
 DEFAULT_REPEATS = {"family": 9, "bert-base": 5}
 # the stacked-prompt step at BERT-base takes 20-30 s a repeat (three prompts, both ways), so it keeps two
@@ -176,7 +179,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per path (default: 9 at the family's shape, 5 at BERT-base, 2 for BERT-base's stacked prompts)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true")
-    parser.add_argument("--batch", nargs="+", type=int, default=None, help="examples per step, one or more (default per shape)")
+    parser.add_argument("--batch", nargs="+", type=int, default=None, help="examples per step, one or more (default: 8 and 32 at the family's shape, 4 at BERT-base); stacked prompts at the last")
     parser.add_argument("--full-logits", nargs="*", type=int, default=None,
                         help="model counts at which the study's full-logits loop is timed too (default: every count at the family's shape, 5 at BERT-base, where it takes 5 s a step)")
     parser.add_argument("--no-memory", action="store_true")
@@ -189,7 +192,8 @@ def main(argv=None):
         default_batch, text_length = DEFAULT_BATCH[shape]
         # one family per shape serves every batch size and the stacked-prompt step (5 models)
         family = random_family(max(*args.models, 5 if args.stacked_prompts else 1), shape, args.device, torch.bfloat16 if args.bf16 else torch.float32)
-        for batch_size in args.batch or [default_batch]:
+        batches = args.batch or [*SMALLER_BATCHES[shape], default_batch]
+        for batch_size in batches:
             batch, targets, prompt_init = step_inputs(shape, batch_size, text_length, args.device)
             for n_models in args.models:
                 models = family[:n_models]
@@ -211,7 +215,7 @@ def main(argv=None):
                 record["max_relative_grad_diff"] = max(float((results["loop"][1] - results[n][1]).abs().max() / results["loop"][1].abs().max()) for n in names)
                 record["seconds"] = seconds
                 emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
-            if args.stacked_prompts:
+            if args.stacked_prompts and batch_size == batches[-1]:
                 record = bench_stacked_prompts(family[:5], shape, args.stacked_prompts, args.repeats or STACKED_REPEATS[shape], batch_size, text_length, args.device, args.bf16)
                 emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
         del family

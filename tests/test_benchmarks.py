@@ -29,12 +29,13 @@ def test_training_benchmark_runs(tmp_path):
     out = tmp_path / "training.json"
     bench_training.main(["--shapes", "family", "--models", "1", "5", "--repeats", "1", "--full-logits", "5", "--no-memory", "--stacked-prompts", "0", "--out", str(out)])
     records = json.loads(out.read_text())["records"]
-    assert [r["models"] for r in records] == [1, 5]
+    assert [(r["batch"], r["models"]) for r in records] == [(8, 1), (8, 5), (32, 1), (32, 5)]   # the study's two micro-batches at M = 5
     for r in records:
         assert r["max_loss_diff"] < 1e-4 and r["max_relative_grad_diff"] < 1e-4          # every method computes the same step
         assert abs(r["speedup_vectorized_over_loop"] * r["vectorized_s"] / r["loop_s"] - 1) < 0.01     # the ratio of the two medians
-    assert "target" not in records[0] and "full_logits_loop_s" not in records[0]      # the full-logits loop only where asked
-    five = records[1]
+    one, five = records[2:]
+    assert "target" not in one and "full_logits_loop_s" not in one                    # the full-logits loop only where asked
+    assert records[1]["target"] == ">= 1.5"                                           # judged at both micro-batches
     assert five["target"] == ">= 1.5" and five["target_met"] == (five["speedup_vectorized_over_loop"] >= 1.5)
     assert abs(five["speedup_vectorized_over_full_logits_loop"] * five["vectorized_s"] / five["full_logits_loop_s"] - 1) < 0.01
     assert five["target_met_over_full_logits_loop"] == (five["speedup_vectorized_over_full_logits_loop"] >= 1.5)
