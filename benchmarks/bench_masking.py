@@ -149,16 +149,15 @@ def main(argv=None):
 
 def forward_size_record(args, models, prompt, split, targets) -> tuple:
     "`token_masking_matrix` at each of `args.forward_sizes` sequences per forward, timed side by side; each size's speed-up over the first."
-    methods = {}
-    for dtype in ["fp32"] + (["bf16"] * args.bf16):
-        for size in args.forward_sizes:
-            methods[f"{dtype}_{size}"] = lambda size=size, bf16=dtype == "bf16": batched_matrix(models, prompt, split, targets, size, args.device, bf16)
+    timed = [(dtype, size) for dtype in ["fp32"] + (["bf16"] * args.bf16) for size in args.forward_sizes]
+    methods = {f"{dtype}_{size}": lambda size=size, bf16=dtype == "bf16": batched_matrix(models, prompt, split, targets, size, args.device, bf16)
+               for dtype, size in timed}
     median, results, seconds = compare(methods, args.repeats, args.device)
     first = args.forward_sizes[0]
     record = {"benchmark": "masking_forward_size", "shape": args.shape, "models": args.models, "variants": args.length + 1,
               "examples": args.examples, "text_tokens": args.text_length, **{f"{k}_s": round(v, 4) for k, v in median.items()},
-              **{f"speedup_{k}_over_{k.split('_')[0]}_{first}": round(median[f"{k.split('_')[0]}_{first}"] / v, 3)
-                 for k, v in median.items() if not k.endswith(f"_{first}")},
+              **{f"speedup_{dtype}_{size}_over_{dtype}_{first}": round(median[f"{dtype}_{first}"] / median[f"{dtype}_{size}"], 3)
+                 for dtype, size in timed if size != first},
               "max_abs_diff_fp32": max(float((results[f"fp32_{n}"] - results[f"fp32_{first}"]).abs().max()) for n in args.forward_sizes)}
     emit(record)
     return record, seconds

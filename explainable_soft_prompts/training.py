@@ -58,12 +58,13 @@ BALANCED_MIN_MACS = 2**26
 
 def stacked_linear(x, weight, bias):
     "`x @ weight.T + bias` for every model at once: `x` `[M, N, in]`, `weight` `[M, out, in]`, `bias` `[M, out]`."
+    batched = lambda x, weight, bias: torch.baddbmm(bias.unsqueeze(1), x, weight.mT)
     n_models = x.shape[0]
     even = n_models - n_models % torch.get_num_threads()    # models the threads share evenly, whole models each
     if x.device.type != "cpu" or even in (0, n_models) or x.shape[1] * weight.shape[1] * weight.shape[2] < BALANCED_MIN_MACS:
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.mT)   # the whole stack, unsliced: see below
+        return batched(x, weight, bias)                       # the whole stack, unsliced: see below
     rest = [torch.addmm(bias[m], x[m], weight[m].T)[None] for m in range(even, n_models)]   # one product on all threads each
-    return torch.cat([torch.baddbmm(bias[:even].unsqueeze(1), x[:even], weight[:even].mT), *rest])
+    return torch.cat([batched(x[:even], weight[:even], bias[:even]), *rest])
 
 def stacked_layer_norm(x, weight, bias, eps: float):
     "Layer norm of `x` `[M, N, H]` with each model's own `weight` and `bias` `[M, H]`."
