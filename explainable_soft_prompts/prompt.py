@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_prompt.ipynb #de32335c
 from __future__ import annotations
-import json
+import json, threading, weakref
 from pathlib import Path
 
 import torch
@@ -15,8 +15,8 @@ from .data import atomic_write
 
 # %% auto #0
 __all__ = ['INITS', 'random_prompt', 'embedding_rows', 'text_token_ids', 'initial_prompt', 'SoftPrompt', 'encoder_and_head',
-           'bert_style_layers', 'layer_at_rows', 'prepend_prompts', 'PromptedMaskedLM', 'save_prompt', 'load_prompt',
-           'load_prompt_metadata']
+           'bert_style_layers', 'layer_at_rows', 'prepend_prompts', 'layer_list_lock', 'encoder_but_last_layer',
+           'PromptedMaskedLM', 'save_prompt', 'load_prompt', 'load_prompt_metadata']
 
 # %% ../nbs/03_prompt.ipynb #77c0d31d
 INITS = ("random", "text", "vocab")
@@ -108,6 +108,23 @@ def prepend_prompts(prompts, embeds, attention_mask, mask_positions):
     mask = torch.cat([attention_mask.new_ones(batch, length), attention_mask], 1).repeat(n_prompts, 1)
     return torch.cat([prompt_rows, text], -2), mask, (mask_positions + length).repeat(n_prompts)
 
+_layer_list_locks, _layer_list_locks_guard = weakref.WeakKeyDictionary(), threading.Lock()
+
+def layer_list_lock(encoder) -> threading.RLock:
+    "The lock of `encoder`'s layer list (one per encoder, made on first use)."
+    with _layer_list_locks_guard: return _layer_list_locks.setdefault(encoder, threading.RLock())
+
+def encoder_but_last_layer(encoder, inputs, attention_mask):
+    """`(hidden states after all layers but the last, the last layer)` of a BERT-style `encoder`, else `None`.
+    The encoder runs with its layer list shortened for a moment; the list is read and shortened under the
+    encoder's lock, so another thread using the same model waits and then reads it whole."""
+    with layer_list_lock(encoder):
+        layers = bert_style_layers(encoder)
+        if layers is None: return None
+        encoder.encoder.layer = layers[:-1]
+        try: return encoder(inputs_embeds=inputs, attention_mask=attention_mask).last_hidden_state, layers[-1]
+        finally: encoder.encoder.layer = layers
+
 class PromptedMaskedLM(nn.Module):
     "A frozen masked LM that reads `[prompt; input embeddings]` and returns vocabulary logits at `[MASK]`."
     def __init__(self, model, last_layer_at_mask: bool = True):
@@ -119,15 +136,13 @@ class PromptedMaskedLM(nn.Module):
         single = prompt.dim() == 2
         prompts = prompt[None] if single else prompt                              # [P, L, H]
         inputs, mask, rows = prepend_prompts(prompts, embeds, attention_mask, mask_positions)
-        layers = bert_style_layers(encoder) if self.last_layer_at_mask else None
-        if layers is None:
+        all_but_last = encoder_but_last_layer(encoder, inputs, mask) if self.last_layer_at_mask else None
+        if all_but_last is None:
             hidden = encoder(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
             at_mask = hidden[torch.arange(hidden.shape[0]), rows]
         else:
-            encoder.encoder.layer = layers[:-1]                                    # all layers but the last, everywhere
-            try: hidden = encoder(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
-            finally: encoder.encoder.layer = layers
-            at_mask = layer_at_rows(layers[-1], hidden, mask, rows)
+            hidden, last_layer = all_but_last
+            at_mask = layer_at_rows(last_layer, hidden, mask, rows)
         logits = head(at_mask).float()
         return logits if single else logits.view(len(prompts), len(input_ids), -1)
 
