@@ -14,6 +14,12 @@ A step is what `train_prompt` does per optimizer step: forward through every mod
 losses at [MASK], backward to the prompt, AdamW step on the prompt. Every method starts from the same prompt and
 optimizer state and must give the same losses and gradient as `loop` (checked, largest difference printed).
 
+Where the speed-up comes from: both paths also take a near-empty step (1 example of 4 text tokens), whose time is
+mostly the fixed cost of running the operations (Python, dispatch, autograd), which the vectorised path pays once
+for all models. The record splits the speed-up in two: `speedup_bound_at_equal_work_time`, the speed-up if the
+work above a near-empty step took the stacked path as long as the loop (what saving the fixed cost alone gives),
+and `work_time_vectorized_over_loop`, how long that work takes it over the loop's (above 1: slower per unit of work).
+
 Memory: each path runs in a fresh subprocess at M = 5 that builds the models, sets up its path (the vectorised
 one stacks the weights), then takes steps; resident memory (VmRSS) after the setup and its peak (VmHWM) are
 compared with the weights' size. The vectorised path re-points every model at its slice of the stack, one
@@ -66,6 +72,31 @@ def family_losses_full_logits(models, prompt, batch, target_ids) -> torch.Tensor
 
 
 METHODS = ("full_logits_loop", "loop", "vectorized")
+
+
+# a near-empty step: one example of 4 text tokens (with the 16-token prompt). Its time is mostly the cost of
+# running the operations at all (Python, dispatch, autograd, thread start-up), which stacking pays once for all
+# models, and little arithmetic
+NEAR_EMPTY = (1, 4)
+
+
+def near_empty_seconds(models, shape: str, repeats: int, device="cpu", bf16=False, path="auto") -> dict:
+    "Median seconds of a near-empty step (`NEAR_EMPTY`) by the loop and the vectorised path, timed side by side."
+    batch, targets, prompt_init = step_inputs(shape, *NEAR_EMPTY, device)
+    methods = {name: make_step(models, name, batch, targets, prompt_init, device, bf16, path) for name in ("loop", "vectorized")}
+    return compare(methods, repeats, device)[0]
+
+
+def speedup_decomposition(seconds: dict, near_empty: dict) -> dict:
+    """Split the vectorised step's speed-up over the loop into what stacking saves per step and what it costs per unit
+    of work. `seconds`, `near_empty`: median seconds by method (`loop`, `vectorized`) of the full and the near-empty
+    step. The bound is the speed-up if the stacked work above a near-empty step took as long as the loop's; the
+    arithmetic ratio is how long it takes over how long the loop's takes (above 1: slower per unit of work)."""
+    saved = near_empty["loop"] - near_empty["vectorized"]
+    above = {name: seconds[name] - near_empty[name] for name in ("loop", "vectorized")}
+    return {"near_empty_loop_s": round(near_empty["loop"], 4), "near_empty_vectorized_s": round(near_empty["vectorized"], 4),
+            "speedup_bound_at_equal_work_time": round(seconds["loop"] / (seconds["loop"] - saved), 3),
+            "work_time_vectorized_over_loop": round(above["vectorized"] / above["loop"], 3)}
 
 
 def full_logits_models(shape: str, chosen: list | None) -> tuple:
@@ -193,6 +224,7 @@ def main(argv=None):
         # one family per shape serves every batch size and the stacked-prompt step (5 models)
         family = random_family(max(*args.models, 5 if args.stacked_prompts else 1), shape, args.device, torch.bfloat16 if args.bf16 else torch.float32)
         batches = args.batch or [*SMALLER_BATCHES[shape], default_batch]
+        near_empty = {}                                       # by model count: the same for every batch size
         for batch_size in batches:
             batch, targets, prompt_init = step_inputs(shape, batch_size, text_length, args.device)
             for n_models in args.models:
@@ -204,6 +236,9 @@ def main(argv=None):
                           "prompt_length": 16, "bf16": args.bf16, "vectorized_path": methods["vectorized"].family.path,
                           **{f"{name}_s": round(median[name], 4) for name in names},
                           "speedup_vectorized_over_loop": round(median["loop"] / median["vectorized"], 3)}
+                if n_models not in near_empty:
+                    near_empty[n_models] = near_empty_seconds(models, shape, args.repeats or DEFAULT_REPEATS[shape], args.device, args.bf16, args.path)
+                record.update(speedup_decomposition(median, near_empty[n_models]))
                 least = training_target(shape, n_models, args.device)
                 record.update(target(record["speedup_vectorized_over_loop"], at_least=least))
                 if "full_logits_loop" in names:

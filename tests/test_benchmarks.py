@@ -33,12 +33,23 @@ def test_training_benchmark_runs(tmp_path):
     for r in records:
         assert r["max_loss_diff"] < 1e-4 and r["max_relative_grad_diff"] < 1e-4          # every method computes the same step
         assert abs(r["speedup_vectorized_over_loop"] * r["vectorized_s"] / r["loop_s"] - 1) < 0.01     # the ratio of the two medians
+        assert r["near_empty_loop_s"] > 0 and r["near_empty_vectorized_s"] > 0                        # the fixed cost, timed for every M
     one, five = records[2:]
     assert "target" not in one and "full_logits_loop_s" not in one                    # the full-logits loop only where asked
     assert records[1]["target"] == ">= 1.5"                                           # judged at both micro-batches
     assert five["target"] == ">= 1.5" and five["target_met"] == (five["speedup_vectorized_over_loop"] >= 1.5)
     assert abs(five["speedup_vectorized_over_full_logits_loop"] * five["vectorized_s"] / five["full_logits_loop_s"] - 1) < 0.01
     assert five["target_met_over_full_logits_loop"] == (five["speedup_vectorized_over_full_logits_loop"] >= 1.5)
+
+
+def test_speedup_decomposition():
+    "Saving the fixed cost alone bounds the speed-up; slower stacked work pulls it under the bound, faster above."
+    near_empty = {"loop": 0.03, "vectorized": 0.01}
+    d = bench_training.speedup_decomposition({"loop": 0.18, "vectorized": 0.16}, near_empty)     # work above: 0.15 both
+    assert d["speedup_bound_at_equal_work_time"] == round(0.18 / 0.16, 3) and d["work_time_vectorized_over_loop"] == 1.0
+    slower = bench_training.speedup_decomposition({"loop": 0.18, "vectorized": 0.19}, near_empty)  # work above: 0.18 against 0.15
+    assert slower["speedup_bound_at_equal_work_time"] == d["speedup_bound_at_equal_work_time"] and slower["work_time_vectorized_over_loop"] == 1.2
+    assert bench_training.speedup_decomposition({"loop": 0.18, "vectorized": 0.13}, near_empty)["work_time_vectorized_over_loop"] == 0.8
 
 
 def test_full_logits_step_matches_the_loop():
