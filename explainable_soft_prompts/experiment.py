@@ -17,12 +17,13 @@ from .data import atomic_write, get_task, load_task_data
 from .evaluation import evaluate_prompt, majority_baseline, transfer_matrix
 from .models import FamilyBuildConfig, build_seed_family, family_members, load_family
 from .prompt import load_prompt, load_prompt_metadata
-from .training import (TrainConfig, TrainResult, barrier, distributed_world, make_trackers, run_fingerprint,
-                                               train_prompt)
+from .training import (INIT_FIELDS, TrainConfig, TrainResult, barrier, distributed_world, make_trackers, run_fingerprint,
+                                               stack_prompts_here, stackable, train_prompts)
 
 # %% auto #0
 __all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest', 'results_key', 'ensure_family',
-           'model_short_names', 'finished_prompt', 'train_or_load', 'train_all', 'test_table', 'promptability',
+           'model_short_names', 'finished_prompt', 'load_finished', 'clear_stale', 'checkpoint_step',
+           'train_or_load_group', 'train_or_load', 'prompt_groups', 'train_all', 'test_table', 'promptability',
            'run_transfer', 'evaluate_run', 'check_held_out_split', 'write_run_params', 'prepare', 'run_experiment',
            'plan']
 
@@ -80,39 +81,72 @@ def finished_prompt(folder, fingerprint: str) -> bool:
     folder = Path(folder)
     return (folder / "soft_prompt.safetensors").exists() and load_prompt_metadata(folder).get("fingerprint") == fingerprint
 
-def train_or_load(folder, models, names, data, train_cfg: TrainConfig, tokenizer=None, progress: bool = True, tracking=()) -> TrainResult:
-    "Train the prompt in `folder`, or load it when it is already finished."
-    fingerprint = run_fingerprint(train_cfg, models, names, data)
-    if finished_prompt(folder, fingerprint):
-        metrics = Path(folder) / "metrics.csv"
-        history = pd.read_csv(metrics).to_dict("records") if metrics.exists() else []
-        return TrainResult(load_prompt(folder), load_prompt(folder, initial=True), history, list(names))
+def load_finished(folder, names) -> TrainResult:
+    "The finished prompt in `folder`, with its metrics."
+    metrics = Path(folder) / "metrics.csv"
+    history = pd.read_csv(metrics).to_dict("records") if metrics.exists() else []
+    return TrainResult(load_prompt(folder), load_prompt(folder, initial=True), history, list(names))
+
+def clear_stale(folder, fingerprint: str) -> None:
+    "Remove from `folder` a prompt, or a checkpoint, trained with other parameters: it starts over."
     checkpoint = Path(folder) / "checkpoint.pt"
     stale = (Path(folder) / "soft_prompt.safetensors").exists() or (
         checkpoint.exists() and torch.load(checkpoint, weights_only=False, map_location="cpu").get("fingerprint") != fingerprint)
-    lead = distributed_world()[0] == 0
-    if stale and lead:  # trained, or half-trained, with other parameters: start over
+    if stale:
         for f in ("soft_prompt.safetensors", "init_soft_prompt.safetensors", "prompt.json", "checkpoint.pt", "metrics.csv"):
             (Path(folder) / f).unlink(missing_ok=True)
-    barrier()           # under torchrun: no rank starts before the folder is clean
-    trackers = make_trackers(tracking if lead else (), folder, Path(folder).name, {**asdict(train_cfg), "models": list(names)})
-    try: result = train_prompt(models, data, train_cfg, folder, names, tokenizer, progress, trackers=trackers)
-    finally:
-        for tracker in trackers: tracker.close()
-    barrier()           # rank 0 has written the prompt before anyone moves on
-    return result
+
+def checkpoint_step(folder) -> int | None:
+    "The step of the checkpoint in `folder`, or None."
+    checkpoint = Path(folder) / "checkpoint.pt"
+    return torch.load(checkpoint, weights_only=False, map_location="cpu")["step"] if checkpoint.exists() else None
+
+def train_or_load_group(folders, models, names, data, train_cfgs, tokenizer=None, progress: bool = True, tracking=()) -> list:
+    """Train the prompts of `folders` on the same `models`, or load those already finished. The unfinished ones train
+    in one pass (`train_prompts`) when they differ only in their initialisation and stand at the same step, else one at a time."""
+    fingerprints = [run_fingerprint(c, models, names, data) for c in train_cfgs]
+    results = [load_finished(f, names) if finished_prompt(f, fp) else None for f, fp in zip(folders, fingerprints)]
+    todo = [i for i, r in enumerate(results) if r is None]
+    lead = distributed_world()[0] == 0
+    if lead:
+        for i in todo: clear_stale(folders[i], fingerprints[i])
+    barrier()           # under torchrun: no rank starts before the folders are clean
+    together = len(todo) > 1 and stackable([train_cfgs[i] for i in todo]) and len({checkpoint_step(folders[i]) for i in todo}) == 1
+    for part in ([todo] if together else [[i] for i in todo]):
+        trackers = [make_trackers(tracking if lead else (), folders[i], Path(folders[i]).name, {**asdict(train_cfgs[i]), "models": list(names)}) for i in part]
+        try: trained = train_prompts(models, data, [train_cfgs[i] for i in part], [folders[i] for i in part], names, tokenizer, progress, trackers=trackers)
+        finally:
+            for tracker in (t for ts in trackers for t in ts): tracker.close()
+        for i, result in zip(part, trained): results[i] = result
+    barrier()           # rank 0 has written the prompts before anyone moves on
+    return results
+
+def train_or_load(folder, models, names, data, train_cfg: TrainConfig, tokenizer=None, progress: bool = True, tracking=()) -> TrainResult:
+    "Train the prompt in `folder`, or load it when it is already finished."
+    return train_or_load_group([folder], models, names, data, [train_cfg], tokenizer, progress, tracking)[0]
+
+def prompt_groups(cfg: ExperimentConfig) -> list:
+    "The run's prompt names in groups trained in one pass: same models, configs that differ in initialisation only, `stack_prompts_here`."
+    groups = {}
+    for name, (indices, _) in prompt_specs(cfg).items():
+        train_cfg = prompt_train_config(cfg, name)
+        shared = {k: v for k, v in asdict(train_cfg).items() if k not in INIT_FIELDS}
+        key = (tuple(indices), json.dumps(shared, sort_keys=True, default=str)) if stack_prompts_here(train_cfg) else name
+        groups.setdefault(key, []).append(name)
+    return list(groups.values())
 
 def train_all(cfg: ExperimentConfig, models, names, data, tokenizer=None, progress: bool = True) -> dict:
     "Train (or load) every prompt of the run, each with its own training config; returns name -> `TrainResult`."
-    results = {}
-    for name, (indices, _) in prompt_specs(cfg).items():
+    results, specs = {}, prompt_specs(cfg)
+    for group in prompt_groups(cfg):
         start = time.time()
-        train_cfg = prompt_train_config(cfg, name)
-        prompt_data = data.for_prompt_length(train_cfg.prompt_length, tokenizer) if tokenizer is not None else data
-        results[name] = train_or_load(cfg.run_dir / "prompts" / name, [models[i] for i in indices], [names[i] for i in indices],
-                                      prompt_data, train_cfg, tokenizer, progress, cfg.tracking)
-        logger.info(f"prompt {name}: {time.time() - start:.1f}s")
-    return results
+        indices, train_cfgs = specs[group[0]][0], [prompt_train_config(cfg, name) for name in group]
+        prompt_data = data.for_prompt_length(train_cfgs[0].prompt_length, tokenizer) if tokenizer is not None else data
+        trained = train_or_load_group([cfg.run_dir / "prompts" / name for name in group], [models[i] for i in indices], [names[i] for i in indices],
+                                      prompt_data, train_cfgs, tokenizer, progress, cfg.tracking)
+        results.update(zip(group, trained))
+        logger.info(f"prompt{'s' if len(group) > 1 else ''} {', '.join(group)}: {time.time() - start:.1f}s")
+    return {name: results[name] for name in specs}
 
 # %% ../nbs/07_experiment.ipynb #028eabcc
 def test_table(results: dict, models, names, data, train_cfg: TrainConfig) -> pd.DataFrame:
