@@ -45,7 +45,7 @@ from common import SHAPES, autocast, compare, emit, full_logits_at_mask, machine
 
 import torch.nn.functional as F  # noqa: E402
 
-from explainable_soft_prompts.prompt import PromptedMaskedLM, SoftPrompt  # noqa: E402
+from explainable_soft_prompts.prompt import SoftPrompt  # noqa: E402
 from explainable_soft_prompts.training import StackedFamily, family_losses_loop  # noqa: E402
 
 # micro-batches: the study's 5-model runs took 8 examples a step (imdb, mnli) or 32 (emotion: tweets, short texts
@@ -132,11 +132,8 @@ def stacked_prompts_step(models, batch, targets, prompt_inits, stacked: bool):
     def step():
         prompts = torch.nn.Parameter(torch.stack(prompt_inits).clone())
         optimizer = torch.optim.AdamW([prompts], lr=0.1)
-        if stacked:
-            per_model = [F.cross_entropy(PromptedMaskedLM(m)(prompts, batch["input_ids"], batch["attention_mask"], batch["mask_positions"]).flatten(0, 1),
-                                         targets[batch["labels"]].repeat(len(prompt_inits)), reduction="none").view(len(prompt_inits), -1).mean(1)
-                         for m in models]
-            losses = torch.stack(per_model, 1)                                      # [P, M]
+        if stacked:                                                                   # as `train_prompts` does it
+            losses = family_losses_loop(models, prompts, batch, targets).T              # [P, M]
             losses.mean(1).sum().backward()                                        # each prompt's gradient is its own mean loss's
         else:
             losses = []
