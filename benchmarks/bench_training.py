@@ -27,11 +27,13 @@ tensor at a time, so neither after nor during the setup may it hold a second cop
 weights). The peak during the steps is reported too; it adds the activations, which differ between the paths.
 
 Stacked prompts: prompts that share models and data order (the study's init-seed variants train 3 prompts on the
-same 5 models and batches) could be trained in one pass, stacked along the batch ([P, L, H] prompts, P*B rows per
-model). Timed at M = 5: one stacked step of P prompts against P single-prompt steps, with identical losses and
-gradients; `train_prompt` would stack them only if this pays.
+same 5 models and batches) can be trained in one pass, stacked along the batch ([P, L, H] prompts, P*B rows per
+model; `train_prompts`). Timed at M = 5: one stacked step of P prompts against P single-prompt steps, with identical
+losses and gradients, through the models' path `train_prompts` takes on the device (the stacked family on CUDA, the
+loop on CPU; `--stacked-prompts-path` overrides). Experiments stack them where this pays (`stack_prompts`).
 
-    python benchmarks/bench_training.py [--shapes family bert-base] [--models 1 2 5 10] [--batch B ...] [--repeats N] [--full-logits M ...] [--stacked-prompts 3] [--path auto|bert|vmap]
+    python benchmarks/bench_training.py [--shapes family bert-base] [--models 1 2 5 10] [--batch B ...] [--repeats N] [--full-logits M ...]
+        [--stacked-prompts 3] [--stacked-prompts-path auto|loop|vectorized] [--path auto|bert|vmap]
 """
 from __future__ import annotations
 
@@ -54,8 +56,9 @@ DEFAULT_BATCH = {"family": (32, 64), "bert-base": (4, 64)}   # (examples, text t
 SMALLER_BATCHES = {"family": (8,), "bert-base": ()}           # timed too, before the default, unless --batch is given
 # the family's steps take 30-300 ms and vary by 10-20% on a shared CPU, so they get more repeats
 DEFAULT_REPEATS = {"family": 9, "bert-base": 5}
-# the stacked-prompt step at BERT-base takes 20-30 s a repeat (three prompts, both ways), so it keeps two
-STACKED_REPEATS = {**DEFAULT_REPEATS, "bert-base": 2}
+# the stacked-prompt step at BERT-base takes 13-15 s each way (three prompts), long enough that one timed repeat after
+# the warm-up serves, and with three calls of both ways (warm-up included) it was the costliest item of `make bench`
+STACKED_REPEATS = {**DEFAULT_REPEATS, "bert-base": 1}
 
 
 def training_target(shape: str, n_models: int, device) -> float | None:
@@ -128,18 +131,19 @@ def make_step(models, method: str, batch, targets, prompt_init, device, bf16=Fal
     return step
 
 
-def stacked_prompts_step(models, batch, targets, prompt_inits, stacked: bool):
-    "One training step of P prompts on the same models and batch: one pass over `[P, L, H]` prompts, or P passes."
+def stacked_prompts_step(family_losses, batch, targets, prompt_inits, stacked: bool):
+    """One training step of P prompts on the same models and batch: one pass over `[P, L, H]` prompts, or P passes.
+    `family_losses(prompt, batch, targets)`: per-model losses, `[M]` or `[M, P]` (the loop, or a `StackedFamily`'s)."""
     def step():
         prompts = torch.nn.Parameter(torch.stack(prompt_inits).clone())
         optimizer = torch.optim.AdamW([prompts], lr=0.1)
         if stacked:                                                                   # as `train_prompts` does it
-            losses = family_losses_loop(models, prompts, batch, targets).T              # [P, M]
+            losses = family_losses(prompts, batch, targets).T                         # [P, M]
             losses.mean(1).sum().backward()                                        # each prompt's gradient is its own mean loss's
         else:
             losses = []
             for p in range(len(prompt_inits)):                                       # P steps' forward and backward, one after the other
-                one = family_losses_loop(models, prompts[p], batch, targets); one.mean().backward(); losses.append(one.detach())
+                one = family_losses(prompts[p], batch, targets); one.mean().backward(); losses.append(one.detach())
             losses = torch.stack(losses)
         grad = prompts.grad.detach().clone()
         optimizer.step()
@@ -147,13 +151,17 @@ def stacked_prompts_step(models, batch, targets, prompt_inits, stacked: bool):
     return step
 
 
-def bench_stacked_prompts(models, shape: str, n_prompts: int, repeats: int, batch_size: int, text_length: int, device="cpu", bf16=False) -> dict:
+def bench_stacked_prompts(models, shape: str, n_prompts: int, repeats: int, batch_size: int, text_length: int, device="cpu", bf16=False, path="auto") -> dict:
+    """P stacked prompts' step against P single-prompt steps, through the loop over models or the stacked family
+    (`path`; auto: what `train_prompts` takes on `device`, the stacked family on CUDA and the loop on CPU)."""
     n_models = len(models)
+    if path == "auto": path = "vectorized" if torch.device(device).type == "cuda" else "loop"
+    family_losses = StackedFamily(models).losses if path == "vectorized" else lambda prompt, batch, targets: family_losses_loop(models, prompt, batch, targets)
     batch, targets, _ = step_inputs(shape, batch_size, text_length, device)
     inits = [torch.randn(16, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(p)).to(device) for p in range(n_prompts)]
-    methods = {"separate": stacked_prompts_step(models, batch, targets, inits, False), "stacked": stacked_prompts_step(models, batch, targets, inits, True)}
+    methods = {"separate": stacked_prompts_step(family_losses, batch, targets, inits, False), "stacked": stacked_prompts_step(family_losses, batch, targets, inits, True)}
     median, results, seconds = compare(methods, repeats, device)
-    return {"benchmark": "stacked_prompts_step", "shape": shape, "models": n_models, "prompts": n_prompts, "batch": batch_size, "text_tokens": text_length, "bf16": bf16,
+    return {"benchmark": "stacked_prompts_step", "shape": shape, "models": n_models, "prompts": n_prompts, "batch": batch_size, "text_tokens": text_length, "bf16": bf16, "path": path,
             "separate_s": round(median["separate"], 4), "stacked_s": round(median["stacked"], 4),
             "speedup_stacked_over_separate": round(median["separate"] / median["stacked"], 3),
             "max_loss_diff": float((results["separate"][0] - results["stacked"][0]).abs().max()),
@@ -213,6 +221,8 @@ def main(argv=None):
                         help="model counts at which the study's full-logits loop is timed too (default: every count at the family's shape, 5 at BERT-base, where it takes 5 s a step)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--stacked-prompts", type=int, default=3, help="prompts per stacked step at M = 5 (0: skip)")
+    parser.add_argument("--stacked-prompts-path", default="auto", choices=["auto", "loop", "vectorized"],
+                        help="the models' path for the stacked-prompt step (auto: what train_prompts takes on the device: vectorized on CUDA, the loop on CPU)")
     parser.add_argument("--path", default="auto", choices=["auto", "bert", "vmap"], help="the vectorised path (auto: batched BERT for BERT models)")
     parser.add_argument("--out", default="outputs/bench/training.json")
     args = parser.parse_args(argv)
@@ -249,7 +259,8 @@ def main(argv=None):
                 record["seconds"] = seconds
                 emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
             if args.stacked_prompts and batch_size == batches[-1]:
-                record = bench_stacked_prompts(family[:5], shape, args.stacked_prompts, args.repeats or STACKED_REPEATS[shape], batch_size, text_length, args.device, args.bf16)
+                record = bench_stacked_prompts(family[:5], shape, args.stacked_prompts, args.repeats or STACKED_REPEATS[shape], batch_size, text_length, args.device, args.bf16,
+                                              args.stacked_prompts_path)
                 emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
         del family
     memory = [] if args.no_memory or args.device != "cpu" else [peak_memory(s, 5, *DEFAULT_BATCH[s]) for s in args.shapes]

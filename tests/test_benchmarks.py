@@ -52,6 +52,15 @@ def test_speedup_decomposition():
     assert bench_training.speedup_decomposition({"loop": 0.18, "vectorized": 0.13}, near_empty)["work_time_vectorized_over_loop"] == 0.8
 
 
+def test_stacked_prompts_benchmark_through_either_path(tmp_path):
+    "The stacked-prompt step gives the separate steps' losses and gradients through the loop and through the stacked family."
+    from common import random_family
+    for path in ("loop", "vectorized"):
+        record = bench_training.bench_stacked_prompts(random_family(2, "family"), "family", 2, 1, 3, 10, path=path)
+        assert record["path"] == path and record["max_loss_diff"] < 1e-5 and record["max_relative_grad_diff"] < 1e-5
+    assert bench_training.bench_stacked_prompts(random_family(2, "family"), "family", 2, 1, 3, 10)["path"] == "loop"   # auto, on a CPU
+
+
 def test_full_logits_step_matches_the_loop():
     "The study's design (logits at every position, read at [MASK]) gives the loop's losses and prompt gradient."
     from common import random_family, step_inputs
