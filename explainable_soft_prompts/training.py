@@ -529,7 +529,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
     validate()
     bar.close()
     seconds, trained = time.time() - start, prompt().detach().cpu()
-    results = [TrainResult(trained[p] if stacked else trained, inits[p].cpu(), histories[p], model_names, seconds) for p in range(n_prompts)]
+    results = [TrainResult(trained[p].clone() if stacked else trained, inits[p].cpu(), histories[p], model_names, seconds) for p in range(n_prompts)]
     for c, d, result, fingerprint in zip(cfgs, run_dirs, results, fingerprints):
         if d and lead:
             save_prompt(d, result.prompt, result.init_prompt,
