@@ -234,10 +234,10 @@ def plan(params: dict) -> pd.DataFrame:
     check_config(cfg)
     refs = family_references(cfg) or [f"{cfg.family_dir}/seed_{i}" for i in range(FamilyBuildConfig().n_models)]
     n_train = (cfg.split_sizes or get_task(cfg.task).default_split_sizes)[0]
-    rows = []
+    rows, training_pass = [], {name: k for k, group in enumerate(prompt_groups(cfg)) for name in group}
     for name, (indices, _) in prompt_specs(cfg).items():
         train_cfg = prompt_train_config(cfg, name)
-        rows.append({"prompt": name, "n_models": len(indices), "models": " ".join(model_short_names([refs[i] for i in indices])),
+        rows.append({"prompt": name, "training_pass": training_pass[name], "n_models": len(indices), "models": " ".join(model_short_names([refs[i] for i in indices])),
                      "prompt_length": train_cfg.prompt_length, "epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size,
                      "steps": train_cfg.epochs * -(-int(n_train) // train_cfg.batch_size), "seed": train_cfg.seed, "init_seed": train_cfg.init_seed})
     return pd.DataFrame(rows)

@@ -116,6 +116,10 @@ def test_parameter_files_pass_their_dry_run(name, n_prompts):
         assert table.set_index("prompt").loc["5_model_init_1", "init_seed"] == 8943168
     if name == "mnli":
         assert table.set_index("prompt").loc["5_model_0_e20", "epochs"] == 20
+    if name == "emotion":  # with stack_prompts, the study's init-seed variants train in one pass, its training-seed variants alone
+        passes = plan({**params, "stack_prompts": True}).set_index("prompt").training_pass
+        assert passes["5_model_0"] == passes["5_model_init_1"] == passes["5_model_init_2"] != passes["5_model_train_1"]
+        assert passes.nunique() == len(passes) - 2
     if name == "promptability":   # one one-model prompt per member of the family
         assert (table.n_models == 1).all() and sorted(table.models) == [f"seed_{i}" for i in range(6)]
 
