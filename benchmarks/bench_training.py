@@ -38,6 +38,7 @@ loop on CPU; `--stacked-prompts-path` overrides). Experiments stack them where t
 from __future__ import annotations
 
 import argparse, json, resource, subprocess, sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -95,7 +96,7 @@ def speedup_decomposition(seconds: dict, near_empty: dict) -> dict:
     """Split the vectorised step's speed-up over the loop into what stacking saves per step and what it costs per unit
     of work. `seconds`, `near_empty`: median seconds by method (`loop`, `vectorized`) of the full and the near-empty
     step. The bound is the speed-up if the stacked work above a near-empty step took as long as the loop's; the
-    arithmetic ratio is how long it takes over how long the loop's takes (above 1: slower per unit of work)."""
+    work-time ratio is how long that work takes the stacked path over the loop (above 1: slower per unit of work)."""
     saved = near_empty["loop"] - near_empty["vectorized"]
     above = {name: seconds[name] - near_empty[name] for name in ("loop", "vectorized")}
     return {"near_empty_loop_s": round(near_empty["loop"], 4), "near_empty_vectorized_s": round(near_empty["vectorized"], 4),
@@ -156,7 +157,7 @@ def bench_stacked_prompts(models, shape: str, n_prompts: int, repeats: int, batc
     (`path`; auto: what `train_prompts` takes on `device`, the stacked family on CUDA and the loop on CPU)."""
     n_models = len(models)
     if path == "auto": path = "vectorized" if torch.device(device).type == "cuda" else "loop"
-    family_losses = StackedFamily(models).losses if path == "vectorized" else lambda prompt, batch, targets: family_losses_loop(models, prompt, batch, targets)
+    family_losses = StackedFamily(models).losses if path == "vectorized" else partial(family_losses_loop, models)
     batch, targets, _ = step_inputs(shape, batch_size, text_length, device)
     inits = [torch.randn(16, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(p)).to(device) for p in range(n_prompts)]
     methods = {"separate": stacked_prompts_step(family_losses, batch, targets, inits, False), "stacked": stacked_prompts_step(family_losses, batch, targets, inits, True)}

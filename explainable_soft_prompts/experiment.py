@@ -17,8 +17,8 @@ from .data import atomic_write, get_task, load_task_data
 from .evaluation import evaluate_prompt, majority_baseline, transfer_matrix
 from .models import FamilyBuildConfig, build_seed_family, family_members, load_family
 from .prompt import load_prompt, load_prompt_metadata
-from .training import (INIT_FIELDS, TrainConfig, TrainResult, barrier, distributed_world, make_trackers, run_fingerprint,
-                                               stack_prompts_here, stackable, train_prompts)
+from .training import (TrainConfig, TrainResult, barrier, distributed_world, make_trackers, run_fingerprint,
+                                               shared_fields, stack_prompts_here, stackable, train_prompts)
 
 # %% auto #0
 __all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest', 'results_key', 'ensure_family',
@@ -130,8 +130,7 @@ def prompt_groups(cfg: ExperimentConfig) -> list:
     groups = {}
     for name, (indices, _) in prompt_specs(cfg).items():
         train_cfg = prompt_train_config(cfg, name)
-        shared = {k: v for k, v in asdict(train_cfg).items() if k not in INIT_FIELDS}
-        key = (tuple(indices), json.dumps(shared, sort_keys=True, default=str)) if stack_prompts_here(train_cfg) else name
+        key = (tuple(indices), json.dumps(shared_fields(train_cfg), sort_keys=True, default=str)) if stack_prompts_here(train_cfg) else name
         groups.setdefault(key, []).append(name)
     return list(groups.values())
 

@@ -18,24 +18,26 @@ from .data import TASKS, TaskData, atomic_torch_save, atomic_write, batch_indice
 from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, prepend_prompts, save_prompt
 
 # %% auto #0
-__all__ = ['BALANCED_MIN_MACS', 'TRACKERS', 'INIT_FIELDS', 'model_inputs', 'mask_losses', 'family_losses_loop', 'plain_bert',
-           'same_architecture', 'stacked_linear', 'stacked_layer_norm', 'stacked_bert_logits', 'eager_skeleton',
-           'StackedFamily', 'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world',
-           'model_shard', 'rank_layout', 'sum_over_ranks', 'barrier', 'scatter_to_family', 'TensorBoardTracker',
-           'WandbTracker', 'check_tracking', 'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint',
-           'stackable', 'stack_prompts_here', 'split_optimizer_state', 'stack_optimizer_states', 'train_prompt',
-           'train_prompts', 'toy_task_data']
+__all__ = ['BALANCED_MIN_MACS', 'TRACKERS', 'INIT_FIELDS', 'model_inputs', 'example_losses', 'mask_losses', 'family_losses_loop',
+           'plain_bert', 'same_architecture', 'stacked_linear', 'stacked_layer_norm', 'stacked_bert_logits',
+           'eager_skeleton', 'StackedFamily', 'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast',
+           'distributed_world', 'model_shard', 'rank_layout', 'sum_over_ranks', 'barrier', 'scatter_to_family',
+           'TensorBoardTracker', 'WandbTracker', 'check_tracking', 'make_trackers', 'TrainResult', 'model_digest',
+           'run_fingerprint', 'shared_fields', 'stackable', 'stack_prompts_here', 'split_optimizer_state',
+           'stack_optimizer_states', 'train_prompt', 'train_prompts', 'toy_task_data']
 
 # %% ../nbs/04_training.ipynb #2774444c
 def model_inputs(batch: dict, device=None) -> tuple:
     "The tensors `PromptedMaskedLM` reads, in order, moved to `device`."
     return tuple(batch[k].to(device) if device else batch[k] for k in ("input_ids", "attention_mask", "mask_positions"))
 
+def example_losses(logits, targets) -> torch.Tensor:
+    "Cross-entropy at [MASK] of every example: logits `[..., B, V]`, targets `[B]` -> `[..., B]`."
+    return F.cross_entropy(logits.flatten(0, -2), targets.expand(logits.shape[:-1]).flatten(), reduction="none").view(logits.shape[:-1])
+
 def mask_losses(logits, targets) -> torch.Tensor:
     "Mean cross-entropy at [MASK] over the batch: logits `[..., B, V]`, targets `[B]` -> `[...]`."
-    if logits.dim() == 2: return F.cross_entropy(logits, targets)
-    per_example = F.cross_entropy(logits.flatten(0, -2), targets.repeat(logits.shape[:-2].numel()), reduction="none")
-    return per_example.view(logits.shape[:-1]).mean(-1)
+    return F.cross_entropy(logits, targets) if logits.dim() == 2 else example_losses(logits, targets).mean(-1)
 
 def family_losses_loop(models, prompt, batch: dict, target_ids: torch.Tensor) -> torch.Tensor:
     "Per-model mean losses `[M]` of `prompt` on `batch` (`[M, P]` for `[P, L, H]` prompts), one model after the other (the reference)."
@@ -252,9 +254,7 @@ def split_loss_accuracy(models, prompt, split, target_ids, batch_size: int = 128
         inputs = model_inputs(batch, device); labels = batch["labels"].to(device)
         with autocast(device, bf16):
             logits = torch.stack([PromptedMaskedLM(m)(prompt, *inputs) for m in models]).float()   # [M, (P,) B, V]
-        targets = target_ids[labels]
-        loss = F.cross_entropy(logits.flatten(0, -2), targets.expand(logits.shape[:-1]).flatten(), reduction="none").view(logits.shape[:-1])
-        loss_sum = loss_sum + loss.sum(-1)
+        loss_sum = loss_sum + example_losses(logits, target_ids[labels]).sum(-1)
         correct = correct + (logits[..., target_ids].argmax(-1) == labels).float().sum(-1)
     return (loss_sum / len(split)).cpu(), (correct / len(split)).cpu()
 
@@ -379,10 +379,13 @@ def _write_csv(rows: list, path: Path):
 # fields in which prompts trained in one pass may differ: everything else (models, data order, schedule) is shared
 INIT_FIELDS = ("init", "init_seed", "init_text", "init_combine")
 
+def shared_fields(cfg: TrainConfig) -> dict:
+    "The training parameters that prompts trained in one pass share: all but `INIT_FIELDS`."
+    return {k: v for k, v in asdict(cfg).items() if k not in INIT_FIELDS}
+
 def stackable(cfgs) -> bool:
     "Can prompts with these training configs be trained in one pass: do they differ in their initialisation only?"
-    shared = lambda cfg: {k: v for k, v in asdict(cfg).items() if k not in INIT_FIELDS}
-    return all(shared(cfg) == shared(cfgs[0]) for cfg in cfgs[1:])
+    return all(shared_fields(cfg) == shared_fields(cfgs[0]) for cfg in cfgs[1:])
 
 def stack_prompts_here(cfg: TrainConfig) -> bool:
     "Train stackable prompts together? `stack_prompts` if set, else on CUDA (where it paid: 2.35-3.25x a step) and not on CPU (0.97-1.22x)."
@@ -434,6 +437,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
     def mean_loss(model_losses):                                 # this rank's part of the mean over all models (per prompt)
         return model_losses.mean(0) if world == 1 else model_losses.sum(0) / n_models
     as_columns = lambda t: t if stacked else t[:, None]          # [M, P] either way
+    per_model_shape = (len(models), *init.shape[:-2])            # this rank's losses: [M], or [M, P]
 
     # set up: prompts, optimizer (element-wise: one AdamW over the stack is P independent ones), schedule
     prompt = SoftPrompt(init)
@@ -470,7 +474,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
         "Validation at the end of an epoch, once (also after a resume that stopped right at an epoch's end)."
         if not histories[0] or "val_loss" in histories[0][-1] or histories[0][-1]["step"] % steps_per_epoch: return
         val_loss, val_acc = (split_loss_accuracy(models, prompt().detach(), data.tokenized["validation"], target_ids, cfg.eval_batch_size, device, cfg.bf16)
-                             if models and group == 0 else (torch.zeros(len(models), *init.shape[:-2]), torch.zeros(len(models), *init.shape[:-2])))   # one group validates
+                             if models and group == 0 else (torch.zeros(per_model_shape), torch.zeros(per_model_shape)))   # one group validates
         if world > 1: val_loss, val_acc = (scatter_to_family(v.to(device), mine, n_models).cpu() for v in (val_loss, val_acc))
         for p, (history, loss_p, acc_p) in enumerate(zip(histories, as_columns(val_loss).T, as_columns(val_acc).T)):
             validation = {"val_loss": loss_p.mean().item(), "val_accuracy": acc_p.mean().item(),
@@ -491,7 +495,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
         order = batch_indices(len(train), cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed * 10_007 + epoch))
         for indices in order[in_epoch:]:
             optimizer.zero_grad(set_to_none=True)
-            my_losses = torch.zeros(len(models), *init.shape[:-2], device=device)   # this rank's models over its micro-batches (on device: no sync per micro-batch)
+            my_losses = torch.zeros(per_model_shape, device=device)   # this rank's models over its micro-batches (on device: no sync per micro-batch)
             micro_batches = [indices[part:part + micro] for part in range(0, len(indices), micro)]
             for chunk in micro_batches[group::groups]:           # every micro-batch in one process; every G-th in group G
                 with autocast(device, cfg.bf16):
