@@ -28,12 +28,14 @@ weights). The peak during the steps is reported too; it adds the activations, wh
 
 Stacked prompts: prompts that share models and data order (the study's init-seed variants train 3 prompts on the
 same 5 models and batches) can be trained in one pass, stacked along the batch ([P, L, H] prompts, P*B rows per
-model; `train_prompts`). Timed at M = 5: one stacked step of P prompts against P single-prompt steps, with identical
-losses and gradients, through the models' path `train_prompts` takes on the device (the stacked family on CUDA, the
-loop on CPU; `--stacked-prompts-path` overrides). Experiments stack them where this pays (`stack_prompts`).
+model; `train_prompts`). Timed at M = 5 and every batch size: one stacked step of P prompts against P single-prompt
+steps, with identical losses and gradients, through the models' path `train_prompts` takes on the device (the
+stacked family on CUDA, the loop on CPU; `--stacked-prompts-path` overrides). On a CPU at the family's shape only
+by default (`--stacked-prompts-shapes`): at BERT-base it cost `make bench` about 80 s for a figure that 16 runs had
+settled (0.97-1.22x). Experiments stack them where this pays (`stack_prompts`).
 
     python benchmarks/bench_training.py [--shapes family bert-base] [--models 1 2 5 10] [--batch B ...] [--repeats N] [--full-logits M ...]
-        [--stacked-prompts 3] [--stacked-prompts-path auto|loop|vectorized] [--path auto|bert|vmap]
+        [--stacked-prompts 3] [--stacked-prompts-path auto|loop|vectorized] [--stacked-prompts-shapes SHAPE ...] [--path auto|bert|vmap]
 """
 from __future__ import annotations
 
@@ -53,13 +55,15 @@ from explainable_soft_prompts.training import StackedFamily, family_losses_loop 
 
 # micro-batches: the study's 5-model runs took 8 examples a step (imdb, mnli) or 32 (emotion: tweets, short texts
 # like the family's); BERT-base's scaled down to what a 2-core CPU steps in seconds
-DEFAULT_BATCH = {"family": (32, 64), "bert-base": (4, 64)}   # (examples, text tokens); memory and stacked prompts at these
+DEFAULT_BATCH = {"family": (32, 64), "bert-base": (4, 64)}   # (examples, text tokens); memory at these
 SMALLER_BATCHES = {"family": (8,), "bert-base": ()}           # timed too, before the default, unless --batch is given
 # the family's steps take 30-300 ms and vary by 10-20% on a shared CPU, so they get more repeats
 DEFAULT_REPEATS = {"family": 9, "bert-base": 5}
 # the stacked-prompt step at BERT-base takes 13-15 s each way (three prompts), long enough that one timed repeat after
 # the warm-up serves, and with three calls of both ways (warm-up included) it was the costliest item of `make bench`
 STACKED_REPEATS = {**DEFAULT_REPEATS, "bert-base": 1}
+# shapes whose stacked-prompt step is timed by default on a CPU (every shape on CUDA)
+STACKED_SHAPES_CPU = ("family",)
 
 
 def training_target(shape: str, n_models: int, device) -> float | None:
@@ -217,16 +221,19 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per path (default: 9 at the family's shape, 5 at BERT-base, 2 for BERT-base's stacked prompts)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true")
-    parser.add_argument("--batch", nargs="+", type=int, default=None, help="examples per step, one or more (default: 8 and 32 at the family's shape, 4 at BERT-base); stacked prompts at the last")
+    parser.add_argument("--batch", nargs="+", type=int, default=None, help="examples per step, one or more (default: 8 and 32 at the family's shape, 4 at BERT-base); stacked prompts at each")
     parser.add_argument("--full-logits", nargs="*", type=int, default=None,
                         help="model counts at which the study's full-logits loop is timed too (default: every count at the family's shape, 5 at BERT-base, where it takes 5 s a step)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--stacked-prompts", type=int, default=3, help="prompts per stacked step at M = 5 (0: skip)")
     parser.add_argument("--stacked-prompts-path", default="auto", choices=["auto", "loop", "vectorized"],
                         help="the models' path for the stacked-prompt step (auto: what train_prompts takes on the device: vectorized on CUDA, the loop on CPU)")
+    parser.add_argument("--stacked-prompts-shapes", nargs="+", default=None, choices=list(SHAPES),
+                        help="shapes at which the stacked-prompt step is timed (default: the family's on a CPU, every shape on CUDA)")
     parser.add_argument("--path", default="auto", choices=["auto", "bert", "vmap"], help="the vectorised path (auto: batched BERT for BERT models)")
     parser.add_argument("--out", default="outputs/bench/training.json")
     args = parser.parse_args(argv)
+    stacked_shapes = args.stacked_prompts_shapes or (list(SHAPES) if torch.device(args.device).type == "cuda" else STACKED_SHAPES_CPU)
     records = []
     for shape in args.shapes:
         default_batch, text_length = DEFAULT_BATCH[shape]
@@ -259,7 +266,7 @@ def main(argv=None):
                 record["max_relative_grad_diff"] = max(float((results["loop"][1] - results[n][1]).abs().max() / results["loop"][1].abs().max()) for n in names)
                 record["seconds"] = seconds
                 emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
-            if args.stacked_prompts and batch_size == batches[-1]:
+            if args.stacked_prompts and shape in stacked_shapes:
                 record = bench_stacked_prompts(family[:5], shape, args.stacked_prompts, args.repeats or STACKED_REPEATS[shape], batch_size, text_length, args.device, args.bf16,
                                               args.stacked_prompts_path)
                 emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)

@@ -186,7 +186,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     bf16: bool = False
     vectorized: bool | None = None     # None: the stacked family on CUDA, the loop on CPU (benchmarks/bench_training.py)
-    stack_prompts: bool | None = None  # prompts differing only in init trained in one pass (`train_prompts`); None: on CUDA
+    stack_prompts: bool | None = None  # prompts differing only in init trained in one pass (`train_prompts`); None: where it pays
     data_parallel_groups: int = 1      # under torchrun: groups of ranks that split each batch (each group holds the family)
     eval_batch_size: int = 128
     checkpoint_every: int = 25
@@ -229,6 +229,10 @@ class TrainConfig:
 
     def resolved_device(self) -> torch.device:
         return torch.device("cuda" if self.device == "auto" and torch.cuda.is_available() else ("cpu" if self.device == "auto" else self.device))
+
+    def vectorized_here(self) -> bool:
+        "Run the models as one stacked family? `vectorized` if set, else on CUDA (the loop on CPU)."
+        return self.vectorized if self.vectorized is not None else self.resolved_device().type == "cuda"
 
 # %% ../nbs/04_training.ipynb #3f352755
 def cosine_with_warmup(step: int, total_steps: int, warmup: float) -> float:
@@ -388,8 +392,10 @@ def stackable(cfgs) -> bool:
     return all(shared_fields(cfg) == shared_fields(cfgs[0]) for cfg in cfgs[1:])
 
 def stack_prompts_here(cfg: TrainConfig) -> bool:
-    "Train stackable prompts together? `stack_prompts` if set, else on CUDA (where it paid: 2.35-3.25x a step) and not on CPU (0.97-1.22x)."
-    return cfg.stack_prompts if cfg.stack_prompts is not None else cfg.resolved_device().type == "cuda"
+    """Train stackable prompts together? `stack_prompts` if set, else where it paid: on CUDA, and on a CPU through the
+    loop over models (its default), not through the stacked family there (see "Several prompts in one pass")."""
+    if cfg.stack_prompts is not None: return cfg.stack_prompts
+    return cfg.resolved_device().type == "cuda" or not cfg.vectorized_here()
 
 def split_optimizer_state(state: dict, n_prompts: int) -> list:
     "One optimizer state per prompt from the state of an optimizer over `[P, L, H]` prompts (each a one-prompt state)."
@@ -430,8 +436,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
     init = torch.stack(inits) if stacked else inits[0]          # [P, L, H], or [L, H] for one prompt
     models = [models[i].to(device) for i in mine]
     train, target_ids = data.tokenized["train"], torch.tensor(data.verbalizer.token_ids, device=device)
-    stack = cfg.vectorized if cfg.vectorized is not None else device.type == "cuda"
-    family = StackedFamily(models) if stack and len(models) > 1 else None
+    family = StackedFamily(models) if cfg.vectorized_here() and len(models) > 1 else None
     def losses(prompt, batch):                                   # [M], or [M, P] for stacked prompts
         return family.losses(prompt, batch, target_ids) if family else family_losses_loop(models, prompt, batch, target_ids)
     def mean_loss(model_losses):                                 # this rank's part of the mean over all models (per prompt)
