@@ -42,7 +42,7 @@ released: install
 	$(BIN)/papermill nbs/experiments/released_artifacts.ipynb outputs/released_artifacts/released_artifacts.ipynb -p artifacts_dir $(ARTIFACTS) -p output_dir outputs/released_artifacts --cwd . --log-output --no-progress-bar
 	@echo "Results: outputs/released_artifacts/"
 
-# the benchmarks (benchmarks/*.py): JSON lines on stdout, JSON files in outputs/bench/; 11-14 minutes on 2 cores
+# the benchmarks (benchmarks/*.py): JSON lines on stdout, JSON files in outputs/bench/; 12-15 minutes on 2 cores
 bench: install
 	@start=$$(date +%s); \
 	ESP_PROGRESS=off $(PY) benchmarks/bench_training.py && \
