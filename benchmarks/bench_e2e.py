@@ -26,7 +26,7 @@ from common import emit, machine, write_json  # noqa: E402
 
 from explainable_soft_prompts.config import load_params  # noqa: E402
 from explainable_soft_prompts.distributed import run_distributed  # noqa: E402
-from explainable_soft_prompts.experiment import prepare, train_all  # noqa: E402
+from explainable_soft_prompts.experiment import prepare, prompt_groups, train_all  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,24 +61,25 @@ def timed_run(params: dict) -> dict:
 INIT_VARIANTS = ["5_model_0", "5_model_init_1", "5_model_init_2"]
 
 
-def init_variants_training(params: dict, repeats: int, folder) -> dict:
-    """Seconds to train the init-seed variants of `params` (`INIT_VARIANTS`) in one pass and one at a time, alternating
-    which goes first, each in a fresh run folder under `folder`; and the largest difference between their prompts."""
-    base = {**params, "output_dir": str(folder), "prompts": {k: params["prompts"][k] for k in INIT_VARIANTS}}
-    seconds, prompts = {"one_pass": [], "one_at_a_time": []}, {}
+def init_variants_training(params: dict, repeats: int, folder, variants=INIT_VARIANTS) -> dict:
+    """Seconds to train the init-seed variants of `params` (`variants`: prompt names) in one pass and one at a time,
+    alternating which goes first, each in a fresh run folder under `folder`; and the largest difference between their prompts."""
+    base = {**params, "output_dir": str(folder), "prompts": {k: params["prompts"][k] for k in variants}}
+    seconds, prompts, passes = {"one_pass": [], "one_at_a_time": []}, {}, {}
     for repeat in range(repeats):
         order = ["one_at_a_time", "one_pass"] if repeat % 2 == 0 else ["one_pass", "one_at_a_time"]
         for way in order:
             cfg, _, models, names, tokenizer, data = prepare({**base, "run_name": f"{way}_{repeat}", "stack_prompts": way == "one_pass"}, progress=False)
+            passes[way] = len(prompt_groups(cfg))                      # training passes the run takes
             start = time.perf_counter()
             results = train_all(cfg, models, names, data, tokenizer, progress=False)
-            seconds[way].append(round(time.perf_counter() - start, 1))
+            seconds[way].append(round(time.perf_counter() - start, 3))
             prompts[way] = {k: r.prompt for k, r in results.items()}
     median = {way: statistics.median(v) for way, v in seconds.items()}
-    return {"prompts": INIT_VARIANTS, "epochs": params["epochs"], "batch_size": params["batch_size"], "repeats": repeats,
-            **{f"{way}_s": round(m, 1) for way, m in median.items()}, "seconds": seconds,
+    return {"prompts": list(variants), "epochs": params["epochs"], "batch_size": params["batch_size"], "repeats": repeats,
+            **{f"{way}_s": round(m, 2) for way, m in median.items()}, "training_passes": passes, "seconds": seconds,
             "speedup_one_pass_over_one_at_a_time": round(median["one_at_a_time"] / median["one_pass"], 3),
-            "max_prompt_diff": max(float((prompts["one_pass"][k] - prompts["one_at_a_time"][k]).abs().max()) for k in INIT_VARIANTS)}
+            "max_prompt_diff": max(float((prompts["one_pass"][k] - prompts["one_at_a_time"][k]).abs().max()) for k in variants)}
 
 
 def main(argv=None):

@@ -66,6 +66,12 @@ STACKED_REPEATS = {**DEFAULT_REPEATS, "bert-base": 1}
 STACKED_SHAPES_CPU = ("family",)
 
 
+def stacked_prompt_shapes(chosen, device) -> tuple:
+    "Shapes at which the stacked-prompt step is timed: `chosen`, or `STACKED_SHAPES_CPU` on a CPU and every shape on CUDA."
+    if chosen: return tuple(chosen)
+    return tuple(SHAPES) if torch.device(device).type == "cuda" else STACKED_SHAPES_CPU
+
+
 def training_target(shape: str, n_models: int, device) -> float | None:
     "The speed issue's least speed-up: 1.5x at M = 5 (family shape on CPU, BERT-base on GPU), 0.95x at every M at BERT-base on CPU."
     if torch.device(device).type == "cuda": return 1.5 if n_models == 5 else None
@@ -233,7 +239,7 @@ def main(argv=None):
     parser.add_argument("--path", default="auto", choices=["auto", "bert", "vmap"], help="the vectorised path (auto: batched BERT for BERT models)")
     parser.add_argument("--out", default="outputs/bench/training.json")
     args = parser.parse_args(argv)
-    stacked_shapes = args.stacked_prompts_shapes or (list(SHAPES) if torch.device(args.device).type == "cuda" else STACKED_SHAPES_CPU)
+    stacked_shapes = stacked_prompt_shapes(args.stacked_prompts_shapes, args.device)
     records = []
     for shape in args.shapes:
         default_batch, text_length = DEFAULT_BATCH[shape]

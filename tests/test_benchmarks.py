@@ -6,7 +6,7 @@ import pytest, torch
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-import bench_masking, bench_training  # noqa: E402
+import bench_e2e, bench_masking, bench_training  # noqa: E402
 from common import target  # noqa: E402
 
 
@@ -98,3 +98,26 @@ def test_pipeline_check_runs_on_the_cpu(tmp_path):
     assert record["prompts"] == 5 and record["within_tolerance"]
     assert 0 < record["max_prompt_diff"] < 1e-4                     # the two training paths ran (not one cached run twice)
     assert set(record["device_timings_s"]) == set(record["cpu_timings_s"]) >= {"training", "token masking"}
+
+
+def test_stacked_prompt_step_at_every_batch_size(tmp_path):
+    "The stacked-prompt step is timed at every batch size of a shape it is asked for; BERT-base's only when asked on a CPU."
+    out = tmp_path / "training.json"
+    bench_training.main(["--shapes", "family", "--models", "1", "--batch", "2", "3", "--repeats", "1", "--full-logits", "--no-memory", "--stacked-prompts", "2", "--out", str(out)])
+    stacked = [r for r in json.loads(out.read_text())["records"] if r["benchmark"] == "stacked_prompts_step"]
+    assert [(r["batch"], r["models"], r["prompts"], r["path"]) for r in stacked] == [(2, 5, 2, "loop"), (3, 5, 2, "loop")]   # M = 5, the CPU's loop
+    assert all(r["max_loss_diff"] < 1e-5 and r["max_relative_grad_diff"] < 1e-5 for r in stacked)
+    assert bench_training.stacked_prompt_shapes(None, "cpu") == ("family",)
+    assert bench_training.stacked_prompt_shapes(None, "cuda") == ("family", "bert-base")
+    assert bench_training.stacked_prompt_shapes(["bert-base"], "cpu") == ("bert-base",)
+
+
+def test_init_variants_training(tmp_path):
+    "The init-seed variants train in one pass and one at a time as asked, to the same prompts."
+    from micro import micro_setup
+    params = {**micro_setup(tmp_path), "epochs": 1}
+    params["prompts"]["2_model_init_2"] = {"models": [0, 1], "init_seed": 8}
+    variants = ["2_model_0", "2_model_init_1", "2_model_init_2"]
+    record = bench_e2e.init_variants_training(params, 1, tmp_path / "runs", variants)
+    assert record["training_passes"] == {"one_at_a_time": 3, "one_pass": 1}
+    assert record["prompts"] == variants and record["max_prompt_diff"] < 1e-5
