@@ -103,7 +103,8 @@ def checkpoint_step(folder) -> int | None:
 
 def train_or_load_group(folders, models, names, data, train_cfgs, tokenizer=None, progress: bool = True, tracking=()) -> list:
     """Train the prompts of `folders` on the same `models`, or load those already finished. The unfinished ones train
-    in one pass (`train_prompts`) when they differ only in their initialisation and stand at the same step, else one at a time."""
+    in one pass (`train_prompts`) when they differ only in their initialisation and stand at the same step, else one at
+    a time; also when the pass runs out of GPU memory in one process: each then resumes from its own last checkpoint."""
     fingerprints = [run_fingerprint(c, models, names, data) for c in train_cfgs]
     results = [load_finished(f, names) if finished_prompt(f, fp) else None for f, fp in zip(folders, fingerprints)]
     todo = [i for i, r in enumerate(results) if r is None]
@@ -111,12 +112,20 @@ def train_or_load_group(folders, models, names, data, train_cfgs, tokenizer=None
     if lead:
         for i in todo: clear_stale(folders[i], fingerprints[i])
     barrier()           # under torchrun: no rank starts before the folders are clean
-    together = len(todo) > 1 and stackable([train_cfgs[i] for i in todo]) and len({checkpoint_step(folders[i]) for i in todo}) == 1
-    for part in ([todo] if together else [[i] for i in todo]):
+    def train(part):
         trackers = [make_trackers(tracking if lead else (), folders[i], Path(folders[i]).name, {**asdict(train_cfgs[i]), "models": list(names)}) for i in part]
-        try: trained = train_prompts(models, data, [train_cfgs[i] for i in part], [folders[i] for i in part], names, tokenizer, progress, trackers=trackers)
+        try: return train_prompts(models, data, [train_cfgs[i] for i in part], [folders[i] for i in part], names, tokenizer, progress, trackers=trackers)
         finally:
             for tracker in (t for ts in trackers for t in ts): tracker.close()
+    together = len(todo) > 1 and stackable([train_cfgs[i] for i in todo]) and len({checkpoint_step(folders[i]) for i in todo}) == 1
+    for part in ([todo] if together else [[i] for i in todo]):
+        try: trained = train(part)
+        except torch.cuda.OutOfMemoryError:
+            if len(part) == 1 or distributed_world()[1] > 1: raise     # under torchrun the ranks would have to fall back together
+            logger.warning(f"{len(part)} prompts in one pass ran out of GPU memory: training them one at a time, each from its last "
+                           f"checkpoint. Fix, to skip the attempt next time: `stack_prompts: false`.")
+            torch.cuda.empty_cache()
+            trained = [train([i])[0] for i in part]
         for i, result in zip(part, trained): results[i] = result
     barrier()           # rank 0 has written the prompts before anyone moves on
     return results
