@@ -22,7 +22,7 @@ from .training import (TrainConfig, TrainResult, barrier, distributed_world, mak
 
 # %% auto #0
 __all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest', 'results_key', 'ensure_family',
-           'model_short_names', 'finished_prompt', 'load_finished', 'clear_stale', 'checkpoint_step',
+           'model_short_names', 'finished_prompt', 'load_finished', 'read_checkpoint', 'clear_stale', 'checkpoint_step',
            'train_or_load_group', 'train_or_load', 'prompt_groups', 'train_all', 'test_table', 'promptability',
            'run_transfer', 'evaluate_run', 'check_held_out_split', 'write_run_params', 'prepare', 'run_experiment',
            'plan']
@@ -87,19 +87,23 @@ def load_finished(folder, names) -> TrainResult:
     history = pd.read_csv(metrics).to_dict("records") if metrics.exists() else []
     return TrainResult(load_prompt(folder), load_prompt(folder, initial=True), history, list(names))
 
+def read_checkpoint(folder) -> dict | None:
+    "The training checkpoint in `folder`, or None."
+    checkpoint = Path(folder) / "checkpoint.pt"
+    return torch.load(checkpoint, weights_only=False, map_location="cpu") if checkpoint.exists() else None
+
 def clear_stale(folder, fingerprint: str) -> None:
     "Remove from `folder` a prompt, or a checkpoint, trained with other parameters: it starts over."
-    checkpoint = Path(folder) / "checkpoint.pt"
-    stale = (Path(folder) / "soft_prompt.safetensors").exists() or (
-        checkpoint.exists() and torch.load(checkpoint, weights_only=False, map_location="cpu").get("fingerprint") != fingerprint)
+    state = read_checkpoint(folder)
+    stale = (Path(folder) / "soft_prompt.safetensors").exists() or (state is not None and state.get("fingerprint") != fingerprint)
     if stale:
         for f in ("soft_prompt.safetensors", "init_soft_prompt.safetensors", "prompt.json", "checkpoint.pt", "metrics.csv"):
             (Path(folder) / f).unlink(missing_ok=True)
 
 def checkpoint_step(folder) -> int | None:
     "The step of the checkpoint in `folder`, or None."
-    checkpoint = Path(folder) / "checkpoint.pt"
-    return torch.load(checkpoint, weights_only=False, map_location="cpu")["step"] if checkpoint.exists() else None
+    state = read_checkpoint(folder)
+    return state["step"] if state else None
 
 def train_or_load_group(folders, models, names, data, train_cfgs, tokenizer=None, progress: bool = True, tracking=()) -> list:
     """Train the prompts of `folders` on the same `models`, or load those already finished. The unfinished ones train
@@ -108,7 +112,8 @@ def train_or_load_group(folders, models, names, data, train_cfgs, tokenizer=None
     fingerprints = [run_fingerprint(c, models, names, data) for c in train_cfgs]
     results = [load_finished(f, names) if finished_prompt(f, fp) else None for f, fp in zip(folders, fingerprints)]
     todo = [i for i, r in enumerate(results) if r is None]
-    lead = distributed_world()[0] == 0
+    rank, world = distributed_world()
+    lead = rank == 0
     if lead:
         for i in todo: clear_stale(folders[i], fingerprints[i])
     barrier()           # under torchrun: no rank starts before the folders are clean
@@ -121,7 +126,7 @@ def train_or_load_group(folders, models, names, data, train_cfgs, tokenizer=None
     for part in ([todo] if together else [[i] for i in todo]):
         try: trained = train(part)
         except torch.cuda.OutOfMemoryError:
-            if len(part) == 1 or distributed_world()[1] > 1: raise     # under torchrun the ranks would have to fall back together
+            if len(part) == 1 or world > 1: raise     # under torchrun the ranks would have to fall back together
             logger.warning(f"{len(part)} prompts in one pass ran out of GPU memory: training them one at a time, each from its last "
                            f"checkpoint. Fix, to skip the attempt next time: `stack_prompts: false`.")
             torch.cuda.empty_cache()

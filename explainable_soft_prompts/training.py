@@ -432,8 +432,10 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
     device = cfg.resolved_device()
     if world > 1 and device.type == "cuda": device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
     fingerprints = [run_fingerprint(c, models, model_names, data) for c in cfgs]
+    as_stack = lambda tensors: torch.stack(tensors) if stacked else tensors[0]       # P prompts' tensors -> [P, L, H], or [L, H] for one
+    as_list = lambda t: [x.clone() for x in t] if stacked else [t]                   # and back: each prompt's own copy
     inits = [initial_prompt(models, c.prompt_length, c.init, c.init_seed, tokenizer, c.init_text, c.init_combine).to(device) for c in cfgs]
-    init = torch.stack(inits) if stacked else inits[0]          # [P, L, H], or [L, H] for one prompt
+    init = as_stack(inits)
     models = [models[i].to(device) for i in mine]
     train, target_ids = data.tokenized["train"], torch.tensor(data.verbalizer.token_ids, device=device)
     family = StackedFamily(models) if cfg.vectorized_here() and len(models) > 1 else None
@@ -463,16 +465,15 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
         if not all(states) or len({state["step"] for state in states}) > 1:
             found = ", ".join(f"{c}: {'step ' + str(st['step']) if st else 'none'}" for c, st in zip(checkpoints, states))
             raise ValueError(f"Prompts trained in one pass resume from checkpoints at one step; found {found}. Fix: train them one at a time (`train_prompt`).")
-        prompt.load_state_dict({"weight": torch.stack([st["prompt"]["weight"] for st in states]) if stacked else states[0]["prompt"]["weight"]})
+        prompt.load_state_dict({"weight": as_stack([st["prompt"]["weight"] for st in states])})
         optimizer.load_state_dict(stack_optimizer_states([st["optimizer"] for st in states]) if stacked else states[0]["optimizer"])
         scheduler.load_state_dict(states[0]["scheduler"])
         torch.set_rng_state(states[0]["rng"].cpu()); step, histories = states[0]["step"], [st["history"] for st in states]
     def save_checkpoint():
         if not lead: return
-        weights = prompt.weight.detach()
-        optimizer_states = split_optimizer_state(optimizer.state_dict(), n_prompts) if stacked else [optimizer.state_dict()]
+        weights, optimizer_states = as_list(prompt.weight.detach()), split_optimizer_state(optimizer.state_dict(), n_prompts)
         for p, c in enumerate(checkpoints):
-            if c: atomic_torch_save({"prompt": {"weight": weights[p] if stacked else weights}, "optimizer": optimizer_states[p], "scheduler": scheduler.state_dict(),
+            if c: atomic_torch_save({"prompt": {"weight": weights[p]}, "optimizer": optimizer_states[p], "scheduler": scheduler.state_dict(),
                                      "rng": torch.get_rng_state(), "step": step, "history": histories[p], "fingerprint": fingerprints[p]}, c)
 
     def validate():
@@ -537,8 +538,8 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
                 save_checkpoint(); bar.close(); raise KeyboardInterrupt(f"stopped after step {step} as asked")
     validate()
     bar.close()
-    seconds, trained = time.time() - start, prompt().detach().cpu()
-    results = [TrainResult(trained[p].clone() if stacked else trained, inits[p].cpu(), histories[p], model_names, seconds) for p in range(n_prompts)]
+    seconds, trained = time.time() - start, as_list(prompt().detach().cpu())
+    results = [TrainResult(trained[p], inits[p].cpu(), histories[p], model_names, seconds) for p in range(n_prompts)]
     for c, d, result, fingerprint in zip(cfgs, run_dirs, results, fingerprints):
         if d and lead:
             save_prompt(d, result.prompt, result.init_prompt,
