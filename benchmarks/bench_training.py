@@ -34,8 +34,16 @@ stacked family on CUDA, the loop on CPU; `--stacked-prompts-path` overrides). On
 by default (`--stacked-prompts-shapes`): at BERT-base it cost `make bench` about 80 s for a figure that 16 runs had
 settled (0.97-1.22x). Experiments stack them where this pays (`stack_prompts`).
 
+Micro-batches (`--micro-batches [REPEATS]`, in `make bench`): a step too big for one forward is split into
+micro-batches, each padded to its own longest text. `train_prompts` takes the step's examples longest first
+(`micro_batch_indices`), so texts of similar length share a micro-batch. Timed on real data: the first steps of 32
+examples of the offline default's training split, in micro-batches of 8, through the shipped family's five models
+(the device's path); longest first against the drawn order, and against the step in one forward, with the same
+gradients; padded text tokens over real ones in the timed steps and over the whole epoch.
+
     python benchmarks/bench_training.py [--shapes family bert-base] [--models 1 2 5 10] [--batch B ...] [--repeats N] [--full-logits M ...]
         [--stacked-prompts 3] [--stacked-prompts-path auto|loop|vectorized] [--stacked-prompts-shapes SHAPE ...] [--path auto|bert|vmap]
+        [--micro-batches [REPEATS]] [--micro-batches-only]
 """
 from __future__ import annotations
 
@@ -50,6 +58,7 @@ from common import SHAPES, autocast, compare, emit, full_logits_at_mask, machine
 
 import torch.nn.functional as F  # noqa: E402
 
+from explainable_soft_prompts.data import batch_indices, collate, micro_batch_indices, padded_tokens  # noqa: E402
 from explainable_soft_prompts.prompt import SoftPrompt  # noqa: E402
 from explainable_soft_prompts.training import StackedFamily, family_losses_loop  # noqa: E402
 
@@ -180,6 +189,78 @@ def bench_stacked_prompts(models, shape: str, n_prompts: int, repeats: int, batc
             "seconds": seconds}
 
 
+def micro_batch_plans(split, batch_size: int, micro: int, steps: int, seed: int = 42) -> dict:
+    """The first `steps` steps of epoch 0 as `train_prompts` draws them (seed `seed`), each as micro-batches three ways:
+    `one_forward` (the step in one forward), `drawn_order` (micro-batches of `micro` in the drawn order, as before)
+    and `longest_first` (`micro_batch_indices`, what `train_prompts` does)."""
+    order = batch_indices(len(split), batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed * 10_007))[:steps]
+    lengths = [len(ids) for ids in split.input_ids]
+    return {"one_forward": [[step] for step in order],
+            "drawn_order": [[step[i:i + micro] for i in range(0, len(step), micro)] for step in order],
+            "longest_first": [micro_batch_indices(step, lengths, micro) for step in order]}
+
+
+def padding_ratios(plans: dict, lengths) -> dict:
+    "Text tokens each plan's forwards read (padding included) over the real ones."
+    real = sum(lengths[i] for step in plans["one_forward"] for i in step[0])
+    return {name: round(sum(padded_tokens(lengths, chunks) for chunks in plan) / real, 3) for name, plan in plans.items()}
+
+
+def micro_batch_steps(family_losses, split, plan, target_ids, prompt_init, device="cpu"):
+    "A function taking the steps of `plan` (each from `prompt_init`, gradients summed over its micro-batches); returns (losses, gradients) `[steps, ...]`."
+    batches = [[collate(split, chunk) for chunk in step] for step in plan]              # collated once: the models are timed
+    def run():
+        losses, grads = [], []
+        for step in batches:
+            prompt = SoftPrompt(prompt_init).to(device)
+            optimizer = torch.optim.AdamW(prompt.parameters(), lr=0.1)
+            n_examples, step_losses = sum(len(b["labels"]) for b in step), 0
+            for batch in step:                                                          # as `train_prompts` accumulates them
+                model_losses = family_losses(prompt(), {k: v.to(device) for k, v in batch.items()}, target_ids)
+                share = len(batch["labels"]) / n_examples
+                (model_losses.mean() * share).backward(); step_losses = step_losses + model_losses.detach() * share
+            losses.append(step_losses); grads.append(prompt.weight.grad.detach().clone())
+            optimizer.step()
+        return torch.stack(losses).float().cpu(), torch.stack(grads).float().cpu()
+    return run
+
+
+def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: int = 8, steps: int = 4, repeats: int = 5, device="cpu", path="auto") -> dict:
+    """Whole optimizer steps of `batch_size` real examples in micro-batches of `micro`: longest first against the drawn
+    order, and against the step in one forward; the same gradients; padded text tokens over real ones each way.
+    `path`: the models' path (auto: what `train_prompts` takes on `device`)."""
+    if path == "auto": path = "vectorized" if torch.device(device).type == "cuda" else "loop"
+    family_losses = StackedFamily(models).losses if path == "vectorized" else partial(family_losses_loop, models)
+    lengths = [len(ids) for ids in split.input_ids]
+    plans = micro_batch_plans(split, batch_size, micro, steps)
+    prompt_init = torch.randn(16, models[0].config.hidden_size, generator=torch.Generator().manual_seed(1)).to(device)
+    methods = {name: micro_batch_steps(family_losses, split, plan, target_ids.to(device), prompt_init, device) for name, plan in plans.items()}
+    median, results, seconds = compare(methods, repeats, device)
+    grads = {name: results[name][1] for name in methods}
+    return {"benchmark": "micro_batches", "models": len(models), "batch": batch_size, "micro_batch": micro, "steps": steps, "path": path,
+            "padded_over_real_text_tokens": padding_ratios(plans, lengths),
+            "padded_over_real_text_tokens_epoch": padding_ratios(micro_batch_plans(split, batch_size, micro, len(split)), lengths),
+            **{f"{name}_s": round(median[name], 4) for name in methods},
+            "speedup_longest_first_over_drawn_order": round(median["drawn_order"] / median["longest_first"], 3),
+            "speedup_longest_first_over_one_forward": round(median["one_forward"] / median["longest_first"], 3),
+            "max_loss_diff": max(float((results["one_forward"][0] - results[n][0]).abs().max()) for n in methods),
+            "max_relative_grad_diff": max(float((grads["one_forward"] - grads[n]).abs().max() / grads["one_forward"].abs().max()) for n in methods),
+            "seconds": seconds}
+
+
+def offline_default_training(n_models: int = 5) -> tuple:
+    "The shipped family's first `n_models` models and the offline default's tokenised training split and verbalizer (params/mini.yml)."
+    from explainable_soft_prompts.config import load_params
+    from explainable_soft_prompts.data import load_task_data
+    from explainable_soft_prompts.models import family_members, load_family
+    repo = Path(__file__).resolve().parents[1]
+    params = load_params(repo / "params/mini.yml")
+    models, tokenizer = load_family(family_members(repo / params["family_dir"])[:n_models])
+    data = load_task_data(params["task"], tokenizer, params["split_sizes"], params["split_seed"], max_length=params["max_length"],
+                          prompt_length=params["prompt_length"])
+    return models, data.tokenized["train"], torch.tensor(data.verbalizer.token_ids)
+
+
 def memory_mib(field: str) -> float:
     "VmHWM (peak) or VmRSS of this process in MiB. (ru_maxrss would carry over the parent's peak into the child.)"
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -237,11 +318,19 @@ def main(argv=None):
     parser.add_argument("--stacked-prompts-shapes", nargs="+", default=None, choices=list(SHAPES),
                         help="shapes at which the stacked-prompt step is timed (default: the family's on a CPU, every shape on CUDA)")
     parser.add_argument("--path", default="auto", choices=["auto", "bert", "vmap"], help="the vectorised path (auto: batched BERT for BERT models)")
+    parser.add_argument("--micro-batches", type=int, nargs="?", const=5, default=None, metavar="REPEATS",
+                        help="also time steps of 32 examples of the offline default's data in micro-batches of 8, longest first against the drawn order (the shipped family, 5 models)")
+    parser.add_argument("--micro-batches-only", action="store_true", help="time the micro-batches alone")
     parser.add_argument("--out", default="outputs/bench/training.json")
     args = parser.parse_args(argv)
     stacked_shapes = stacked_prompt_shapes(args.stacked_prompts_shapes, args.device)
     records = []
-    for shape in args.shapes:
+    if args.micro_batches or args.micro_batches_only:
+        models, split, target_ids = offline_default_training()
+        record = bench_micro_batches(models, split, target_ids, repeats=args.micro_batches or 5, device=args.device)
+        emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
+        del models
+    for shape in ([] if args.micro_batches_only else args.shapes):
         default_batch, text_length = DEFAULT_BATCH[shape]
         # one family per shape serves every batch size and the stacked-prompt step (5 models)
         family = random_family(max(*args.models, 5 if args.stacked_prompts else 1), shape, args.device, torch.bfloat16 if args.bf16 else torch.float32)
@@ -277,7 +366,7 @@ def main(argv=None):
                                               args.stacked_prompts_path)
                 emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
         del family
-    memory = [] if args.no_memory or args.device != "cpu" else [peak_memory(s, 5, *DEFAULT_BATCH[s]) for s in args.shapes]
+    memory = [] if args.no_memory or args.micro_batches_only or args.device != "cpu" else [peak_memory(s, 5, *DEFAULT_BATCH[s]) for s in args.shapes]
     for m in memory: emit({"benchmark": "training_peak_memory", **m})
     write_json({"records": records, "memory": memory, "machine": machine(), "config": vars(args)}, args.out)
 

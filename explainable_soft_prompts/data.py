@@ -17,8 +17,8 @@ __all__ = ['logger', 'TASKS', 'TWEETS_PACKAGE', 'LOCAL_SUFFIXES', 'SPLITS', 'PRO
            'default_cache_dir', 'pypi_package_file', 'load_tweet_corpus', 'tweet_sentiment_rows', 'local_split_file',
            'to_text_label', 'load_task_rows', 'fit_split_sizes', 'split_rows', 'Verbalizer', 'make_verbalizer',
            'tiny_tokenizer', 'TokenizedSplit', 'tokenize_examples', 'progress_bar', 'tokenizer_fingerprint',
-           'atomic_write', 'atomic_torch_save', 'cached_tokenized_splits', 'collate', 'batch_indices', 'TaskData',
-           'load_task_data']
+           'atomic_write', 'atomic_torch_save', 'cached_tokenized_splits', 'collate', 'batch_indices',
+           'micro_batch_indices', 'padded_tokens', 'TaskData', 'load_task_data']
 
 # %% ../nbs/01_data.ipynb #025df32c
 logger = logging.getLogger(__name__)
@@ -273,6 +273,18 @@ def batch_indices(n: int, batch_size: int, shuffle: bool = False, generator: tor
     "Index lists of `batch_size` (the last may be shorter), in a seeded random order when `shuffle`."
     order = torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+# %% ../nbs/01_data.ipynb #150bdb43
+def micro_batch_indices(indices, lengths, size: int) -> list:
+    "One step's `indices` in micro-batches of at most `size`, longest texts (`lengths[i]`) first, so each is padded little."
+    indices = list(indices)
+    if size >= len(indices): return [indices]
+    ordered = sorted(indices, key=lambda i: -lengths[i])            # stable: equal lengths keep the drawn order
+    return [ordered[start:start + size] for start in range(0, len(ordered), size)]
+
+def padded_tokens(lengths, micro_batches) -> int:
+    "Text tokens the forwards of `micro_batches` read, padding included."
+    return sum(len(chunk) * max(lengths[i] for i in chunk) for chunk in micro_batches)
 
 # %% ../nbs/01_data.ipynb #1f95c885
 @dataclass

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
-from .data import TASKS, TaskData, atomic_torch_save, atomic_write, batch_indices, collate, make_verbalizer, tokenize_examples, progress_bar
+from .data import (TASKS, TaskData, atomic_torch_save, atomic_write, batch_indices, collate, make_verbalizer,
+                                           micro_batch_indices, tokenize_examples, progress_bar)
 from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, prepend_prompts, save_prompt
 
 # %% auto #0
@@ -452,7 +453,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, total_steps, cfg.warmup))
-    micro = cfg.micro_batch_size or cfg.batch_size
+    micro, lengths = cfg.micro_batch_size or cfg.batch_size, [len(ids) for ids in train.input_ids]
 
     # resume: every prompt's own checkpoint, all at one step
     step, histories, start = 0, [[] for _ in cfgs], time.time()
@@ -502,7 +503,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
         for indices in order[in_epoch:]:
             optimizer.zero_grad(set_to_none=True)
             my_losses = torch.zeros(per_model_shape, device=device)   # this rank's models over its micro-batches (on device: no sync per micro-batch)
-            micro_batches = [indices[part:part + micro] for part in range(0, len(indices), micro)]
+            micro_batches = micro_batch_indices(indices, lengths, micro)   # similar lengths together: less padding
             for chunk in micro_batches[group::groups]:           # every micro-batch in one process; every G-th in group G
                 with autocast(device, cfg.bf16):
                     model_losses = losses(prompt(), collate(train, chunk)) if models else torch.zeros(0, device=device)

@@ -121,3 +121,21 @@ def test_init_variants_training(tmp_path):
     record = bench_e2e.init_variants_training(params, 1, tmp_path / "runs", variants)
     assert record["training_passes"] == {"one_at_a_time": 3, "one_pass": 1}
     assert record["prompts"] == variants and record["max_prompt_diff"] < 1e-5
+
+
+def test_micro_batches_longest_first(tmp_path):
+    "Micro-batches longest first pad less than in the drawn order and give the one-forward step's losses and gradients."
+    import pandas as pd
+    from common import random_family
+    from explainable_soft_prompts.data import tiny_tokenizer, tokenize_examples
+    texts = [" ".join(["movie"] * (i % 9)) + " good" for i in range(40)]
+    split = tokenize_examples(pd.Series(texts), pd.Series([i % 2 for i in range(40)]), tiny_tokenizer(), 32, 16)
+    record = bench_training.bench_micro_batches(random_family(2, "family"), split, torch.tensor([5, 6]), batch_size=8, micro=3, steps=2, repeats=1)
+    padding = record["padded_over_real_text_tokens"]
+    assert padding["longest_first"] < padding["drawn_order"] <= padding["one_forward"] and padding["longest_first"] >= 1
+    assert record["padded_over_real_text_tokens_epoch"]["longest_first"] < record["padded_over_real_text_tokens_epoch"]["drawn_order"]
+    assert record["max_loss_diff"] < 1e-5 and record["max_relative_grad_diff"] < 1e-5 and record["path"] == "loop"
+    assert abs(record["speedup_longest_first_over_drawn_order"] * record["longest_first_s"] / record["drawn_order_s"] - 1) < 0.01
+    plans = bench_training.micro_batch_plans(split, 8, 3, 2)
+    assert all(sorted(sum(plan[s], [])) == sorted(plans["one_forward"][s][0]) for plan in plans.values() for s in range(2))   # the same examples
+    assert [len(chunks) for chunks in plans["longest_first"]] == [3, 3]
