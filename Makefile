@@ -45,7 +45,7 @@ released: install
 # the benchmarks (benchmarks/*.py): JSON lines on stdout, JSON files in outputs/bench/; 12-15 minutes on 2 cores
 bench: install
 	@start=$$(date +%s); \
-	ESP_PROGRESS=off $(PY) benchmarks/bench_training.py --micro-batches && \
+	ESP_PROGRESS=off $(PY) benchmarks/bench_training.py --real-data && \
 	ESP_PROGRESS=off $(PY) benchmarks/bench_masking.py --examples 64 && \
 	PYTHONWARNINGS=ignore ESP_PROGRESS=off $(PY) benchmarks/bench_peft.py && \
 	ESP_PROGRESS=off $(PY) benchmarks/bench_flops.py && \

@@ -34,16 +34,21 @@ stacked family on CUDA, the loop on CPU; `--stacked-prompts-path` overrides). On
 by default (`--stacked-prompts-shapes`): at BERT-base it cost `make bench` about 80 s for a figure that 16 runs had
 settled (0.97-1.22x). Experiments stack them where this pays (`stack_prompts`).
 
-Micro-batches (`--micro-batches [REPEATS]`, in `make bench`): a step too big for one forward is split into
-micro-batches, each padded to its own longest text. `train_prompts` takes the step's examples longest first
-(`micro_batch_indices`), so texts of similar length share a micro-batch. Timed on real data: the first steps of 32
-examples of the offline default's training split, in micro-batches of 8, through the shipped family's five models
-(the device's path); longest first against the drawn order, and against the step in one forward, with the same
-gradients; padded text tokens over real ones in the timed steps and over the whole epoch.
+Real data (`--real-data [REPEATS]`, in `make bench`): the first steps of the offline default's training split, as
+training draws them, through the shipped family's five models. Two figures:
+- padding: a step of 8 or 32 real examples pads every text to the longest. The batched BERT can run its layers on
+  the real tokens alone (`unpad`, attention in groups of rows of similar length): the loop, the batched BERT on
+  the padded rows and on the real tokens, with the same losses and gradients. `--random-lengths` times the same on
+  random batches of texts of random length at every shape (for a GPU, which has no copy of the data);
+- micro-batches: a step too big for one forward is split into micro-batches, each padded to its own longest text.
+  `train_prompts` takes the step's examples longest first (`micro_batch_indices`), so texts of similar length share
+  a micro-batch: steps of 32 in micro-batches of 8 (the device's path), longest first against the drawn order and
+  against the step in one forward, with the same gradients; padded text tokens over real ones in the timed steps
+  and over the whole epoch.
 
     python benchmarks/bench_training.py [--shapes family bert-base] [--models 1 2 5 10] [--batch B ...] [--repeats N] [--full-logits M ...]
         [--stacked-prompts 3] [--stacked-prompts-path auto|loop|vectorized] [--stacked-prompts-shapes SHAPE ...] [--path auto|bert|vmap]
-        [--micro-batches [REPEATS]] [--micro-batches-only]
+        [--real-data [REPEATS]] [--real-data-only] [--random-lengths]
 """
 from __future__ import annotations
 
@@ -206,23 +211,80 @@ def padding_ratios(plans: dict, lengths) -> dict:
     return {name: round(sum(padded_tokens(lengths, chunks) for chunks in plan) / real, 3) for name, plan in plans.items()}
 
 
-def micro_batch_steps(family_losses, split, plan, target_ids, prompt_init, device="cpu"):
-    "A function taking the steps of `plan` (each from `prompt_init`, gradients summed over its micro-batches); returns (losses, gradients) `[steps, ...]`."
-    batches = [[collate(split, chunk) for chunk in step] for step in plan]              # collated once: the models are timed
+def training_steps(family_losses, steps, target_ids, prompt_init, device="cpu", bf16=False):
+    """A function taking the optimizer steps `steps` (each a list of collated micro-batches), each from `prompt_init`,
+    gradients summed over a step's micro-batches as `train_prompts` does; returns (losses, gradients) `[steps, ...]`."""
+    steps = [[{k: v.to(device) for k, v in batch.items()} for batch in step] for step in steps]
     def run():
         losses, grads = [], []
-        for step in batches:
+        for step in steps:
             prompt = SoftPrompt(prompt_init).to(device)
             optimizer = torch.optim.AdamW(prompt.parameters(), lr=0.1)
             n_examples, step_losses = sum(len(b["labels"]) for b in step), 0
-            for batch in step:                                                          # as `train_prompts` accumulates them
-                model_losses = family_losses(prompt(), {k: v.to(device) for k, v in batch.items()}, target_ids)
+            for batch in step:
+                with autocast(device, bf16):
+                    model_losses = family_losses(prompt(), batch, target_ids)
                 share = len(batch["labels"]) / n_examples
-                (model_losses.mean() * share).backward(); step_losses = step_losses + model_losses.detach() * share
+                (model_losses.mean() * share).backward(); step_losses = step_losses + model_losses.detach().float() * share
             losses.append(step_losses); grads.append(prompt.weight.grad.detach().clone())
             optimizer.step()
         return torch.stack(losses).float().cpu(), torch.stack(grads).float().cpu()
     return run
+
+
+def micro_batch_steps(family_losses, split, plan, target_ids, prompt_init, device="cpu"):
+    "`training_steps` over the steps of `plan` (lists of index lists into `split`), collated once: the models are timed."
+    return training_steps(family_losses, [[collate(split, chunk) for chunk in step] for step in plan], target_ids, prompt_init, device)
+
+
+def same_steps(results: dict, reference: str) -> dict:
+    "The largest loss difference and relative gradient difference of every method's steps from `reference`'s."
+    loss, grad = (lambda n: results[n][0]), (lambda n: results[n][1])
+    return {"max_loss_diff": max(float((loss(reference) - loss(n)).abs().max()) for n in results),
+            "max_relative_grad_diff": max(float((grad(reference) - grad(n)).abs().max() / grad(reference).abs().max()) for n in results)}
+
+
+def drawn_batches(split, batch_size: int, steps: int, seed: int = 42) -> list:
+    "The first `steps` batches of epoch 0 as `train_prompts` draws them (seed `seed`), collated."
+    order = batch_indices(len(split), batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed * 10_007))[:steps]
+    return [collate(split, step) for step in order]
+
+
+def random_length_batches(shape: str, batch_size: int, text_length: int, steps: int, shortest: int = 8) -> list:
+    "Random batches whose texts have `shortest` to `text_length` tokens, uniformly (right-padded, [MASK] before [SEP])."
+    gen, batches = torch.Generator().manual_seed(0), []
+    for step in range(steps):
+        batch = random_batch(batch_size, text_length, SHAPES[shape]["vocab_size"], seed=step)
+        lengths = torch.randint(shortest, text_length + 1, (batch_size,), generator=gen)
+        keep = torch.arange(text_length) < lengths[:, None]
+        batch["input_ids"] = torch.where(keep, batch["input_ids"], 0)
+        batch["input_ids"][torch.arange(batch_size), lengths - 2], batch["input_ids"][torch.arange(batch_size), lengths - 1] = 4, 3
+        batch["attention_mask"], batch["mask_positions"] = keep.long(), lengths - 2
+        batches.append(batch)
+    return batches
+
+
+def bench_padding(models, batches, target_ids, repeats: int, device="cpu", bf16=False, source: str = "") -> dict:
+    """Steps over padded `batches` (one forward each) through the loop, and through the batched BERT on the padded rows
+    and on the real tokens alone (`unpad`): what dropping the padding gives, with the same losses and gradients."""
+    family = StackedFamily(models)
+    def stacked(unpad):
+        def losses(prompt, batch, targets):
+            family.unpad = unpad
+            return family.losses(prompt, batch, targets)
+        return losses
+    ways = {"loop": partial(family_losses_loop, models), "padded": stacked(False), "unpadded": stacked(True)}
+    prompt_init = torch.randn(16, models[0].config.hidden_size, generator=torch.Generator().manual_seed(1)).to(device)
+    methods = {name: training_steps(losses, [[b] for b in batches], target_ids.to(device), prompt_init, device, bf16) for name, losses in ways.items()}
+    median, results, seconds = compare(methods, repeats, device)
+    tokens = lambda b: (b["attention_mask"].shape[1] + 16) * len(b["attention_mask"]), lambda b: int(b["attention_mask"].sum()) + 16 * len(b["attention_mask"])
+    return {"benchmark": "padding", "source": source, "models": len(models), "batch": len(batches[0]["labels"]), "steps": len(batches), "bf16": bf16,
+            "padded_over_real_tokens": round(sum(map(tokens[0], batches)) / sum(map(tokens[1], batches)), 3),   # prompt rows included
+            **{f"{name}_s": round(median[name], 4) for name in methods},
+            "speedup_unpadded_over_padded": round(median["padded"] / median["unpadded"], 3),
+            "speedup_unpadded_over_loop": round(median["loop"] / median["unpadded"], 3),
+            "speedup_padded_over_loop": round(median["loop"] / median["padded"], 3),
+            **same_steps(results, "loop"), "seconds": seconds}
 
 
 def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: int = 8, steps: int = 4, repeats: int = 5, device="cpu", path="auto") -> dict:
@@ -236,15 +298,13 @@ def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: 
     prompt_init = torch.randn(16, models[0].config.hidden_size, generator=torch.Generator().manual_seed(1)).to(device)
     methods = {name: micro_batch_steps(family_losses, split, plan, target_ids.to(device), prompt_init, device) for name, plan in plans.items()}
     median, results, seconds = compare(methods, repeats, device)
-    grads = {name: results[name][1] for name in methods}
     return {"benchmark": "micro_batches", "models": len(models), "batch": batch_size, "micro_batch": micro, "steps": steps, "path": path,
             "padded_over_real_text_tokens": padding_ratios(plans, lengths),
             "padded_over_real_text_tokens_epoch": padding_ratios(micro_batch_plans(split, batch_size, micro, len(split)), lengths),
             **{f"{name}_s": round(median[name], 4) for name in methods},
             "speedup_longest_first_over_drawn_order": round(median["drawn_order"] / median["longest_first"], 3),
             "speedup_longest_first_over_one_forward": round(median["one_forward"] / median["longest_first"], 3),
-            "max_loss_diff": max(float((results["one_forward"][0] - results[n][0]).abs().max()) for n in methods),
-            "max_relative_grad_diff": max(float((grads["one_forward"] - grads[n]).abs().max() / grads["one_forward"].abs().max()) for n in methods),
+            **same_steps(results, "one_forward"),
             "seconds": seconds}
 
 
@@ -318,22 +378,28 @@ def main(argv=None):
     parser.add_argument("--stacked-prompts-shapes", nargs="+", default=None, choices=list(SHAPES),
                         help="shapes at which the stacked-prompt step is timed (default: the family's on a CPU, every shape on CUDA)")
     parser.add_argument("--path", default="auto", choices=["auto", "bert", "vmap"], help="the vectorised path (auto: batched BERT for BERT models)")
-    parser.add_argument("--micro-batches", type=int, nargs="?", const=5, default=None, metavar="REPEATS",
-                        help="also time steps of 32 examples of the offline default's data in micro-batches of 8, longest first against the drawn order (the shipped family, 5 models)")
-    parser.add_argument("--micro-batches-only", action="store_true", help="time the micro-batches alone")
+    parser.add_argument("--real-data", type=int, nargs="?", const=5, default=None, metavar="REPEATS",
+                        help="also time steps on the offline default's training data through the shipped family's five models: padding dropped or kept "
+                             "(8 and 32 examples), and micro-batches of 8 longest first against the drawn order (32 examples)")
+    parser.add_argument("--real-data-only", action="store_true", help="time the real-data figures alone")
+    parser.add_argument("--random-lengths", action="store_true",
+                        help="also time dropping the padding at each shape on random batches of texts of 8 to the shape's text tokens (M = 5)")
     parser.add_argument("--out", default="outputs/bench/training.json")
     args = parser.parse_args(argv)
     stacked_shapes = stacked_prompt_shapes(args.stacked_prompts_shapes, args.device)
     records = []
-    if args.micro_batches or args.micro_batches_only:
+    if args.real_data or args.real_data_only:
         models, split, target_ids = offline_default_training()
-        record = bench_micro_batches(models, split, target_ids, repeats=args.micro_batches or 5, device=args.device)
-        emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
+        repeats = args.real_data or 5
+        for batch_size in (8, 32):
+            records.append(bench_padding(models, drawn_batches(split, batch_size, 6), target_ids, repeats, args.device, args.bf16, "offline default training split"))
+        records.append(bench_micro_batches(models, split, target_ids, repeats=repeats, device=args.device))
+        for record in records: emit({k: v for k, v in record.items() if k != "seconds"})
         del models
-    for shape in ([] if args.micro_batches_only else args.shapes):
+    for shape in ([] if args.real_data_only else args.shapes):
         default_batch, text_length = DEFAULT_BATCH[shape]
-        # one family per shape serves every batch size and the stacked-prompt step (5 models)
-        family = random_family(max(*args.models, 5 if args.stacked_prompts else 1), shape, args.device, torch.bfloat16 if args.bf16 else torch.float32)
+        # one family per shape serves every batch size, the stacked-prompt step and the padding figure (5 models)
+        family = random_family(max(*args.models, 5 if args.stacked_prompts or args.random_lengths else 1), shape, args.device, torch.bfloat16 if args.bf16 else torch.float32)
         batches = args.batch or [*SMALLER_BATCHES[shape], default_batch]
         near_empty = {}                                       # by model count: the same for every batch size
         for batch_size in batches:
@@ -361,12 +427,17 @@ def main(argv=None):
                 record["max_relative_grad_diff"] = max(float((results["loop"][1] - results[n][1]).abs().max() / results["loop"][1].abs().max()) for n in names)
                 record["seconds"] = seconds
                 emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
+            if args.random_lengths:
+                batches = random_length_batches(shape, batch_size, text_length, 3)
+                record = bench_padding(family[:5], batches, torch.tensor([5, 6]), args.repeats or DEFAULT_REPEATS[shape], args.device, args.bf16,
+                                       f"random batches of texts of 8-{text_length} tokens")
+                emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
             if args.stacked_prompts and shape in stacked_shapes:
                 record = bench_stacked_prompts(family[:5], shape, args.stacked_prompts, args.repeats or STACKED_REPEATS[shape], batch_size, text_length, args.device, args.bf16,
                                               args.stacked_prompts_path)
                 emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
         del family
-    memory = [] if args.no_memory or args.micro_batches_only or args.device != "cpu" else [peak_memory(s, 5, *DEFAULT_BATCH[s]) for s in args.shapes]
+    memory = [] if args.no_memory or args.real_data_only or args.device != "cpu" else [peak_memory(s, 5, *DEFAULT_BATCH[s]) for s in args.shapes]
     for m in memory: emit({"benchmark": "training_peak_memory", **m})
     write_json({"records": records, "memory": memory, "machine": machine(), "config": vars(args)}, args.out)
 

@@ -17,7 +17,7 @@ failed=()
 step() { local t=$(date +%s); echo "== $*"; "$@" || failed+=("$(basename "$2")"); echo "== $(basename "$2"): $(( $(date +%s) - t )) s"; }
 $PY -c "import torch; print('device:', torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu', '| torch', torch.__version__)"
 start=$(date +%s)
-step $PY benchmarks/bench_training.py --shapes bert-base --models $MODELS --batch $BATCHES --device $DEVICE $BF16 --repeats $REPEATS --no-memory --stacked-prompts-shapes bert-base --out outputs/bench/gpu_training.json
+step $PY benchmarks/bench_training.py --shapes bert-base --models $MODELS --batch $BATCHES --device $DEVICE $BF16 --repeats $REPEATS --no-memory --stacked-prompts-shapes bert-base --random-lengths --out outputs/bench/gpu_training.json
 # the loops read 64 examples per forward; the batched variants put all 17 variants of 64 examples in one forward
 step $PY benchmarks/bench_masking.py --shape bert-base --models 5 --examples ${EXAMPLES:-64} --batch-size ${BATCH:-64} --batched-batch-size ${BATCHED_BATCH:-1088} --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_masking.json
 step $PY benchmarks/bench_peft.py --shapes bert-base --batch ${PEFT_BATCHES:-8 32} --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_peft.json

@@ -139,3 +139,20 @@ def test_micro_batches_longest_first(tmp_path):
     plans = bench_training.micro_batch_plans(split, 8, 3, 2)
     assert all(sorted(sum(plan[s], [])) == sorted(plans["one_forward"][s][0]) for plan in plans.values() for s in range(2))   # the same examples
     assert [len(chunks) for chunks in plans["longest_first"]] == [3, 3]
+
+
+def test_padding_dropped_or_kept(tmp_path):
+    "The batched BERT on the real tokens alone gives the padded rows' and the loop's losses and gradients; `--random-lengths` times it."
+    from common import random_family
+    batches = bench_training.random_length_batches("family", 6, 12, 2)
+    lengths = torch.stack([b["attention_mask"].sum(1) for b in batches])
+    assert lengths.min() >= 8 and lengths.max() <= 12 and len(set(lengths.flatten().tolist())) > 1           # padded: texts differ in length
+    assert all((b["input_ids"][torch.arange(6), b["mask_positions"]] == 4).all() for b in batches)           # [MASK] where the batch says
+    record = bench_training.bench_padding(random_family(3, "family"), batches, torch.tensor([5, 6]), 1)
+    assert record["padded_over_real_tokens"] > 1 and record["max_loss_diff"] < 1e-5 and record["max_relative_grad_diff"] < 1e-5
+    assert abs(record["speedup_unpadded_over_padded"] * record["unpadded_s"] / record["padded_s"] - 1) < 0.01
+    out = tmp_path / "training.json"
+    bench_training.main(["--shapes", "family", "--models", "1", "--batch", "3", "--repeats", "1", "--full-logits", "--no-memory", "--stacked-prompts", "0",
+                         "--random-lengths", "--out", str(out)])
+    padding = [r for r in json.loads(out.read_text())["records"] if r["benchmark"] == "padding"]
+    assert [(r["models"], r["batch"]) for r in padding] == [(5, 3)] and padding[0]["max_relative_grad_diff"] < 1e-5
