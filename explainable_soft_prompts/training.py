@@ -83,7 +83,8 @@ def stacked_layer_norm(x, weight, bias, eps: float):
     return torch.addcmul(bias.unsqueeze(1), F.layer_norm(x, x.shape[-1:], eps=eps), weight.unsqueeze(1))
 
 # rows per attention group when padding is dropped: on this project's 2-core CPU, steps of 32 real examples through
-# five models ran fastest in groups of 16 rows (1.21x the loop, against 1.16x in one group and 1.18x in groups of 8)
+# five models ran fastest in groups of 16 rows (1.21x the loop, against 1.16x in one group and 1.18x in groups of 8;
+# at 8 examples one group and groups of 4 rows were alike, 1.69 and 1.68x; one scratch run)
 ATTENTION_GROUP_ROWS = 16
 
 class PackedLayout(NamedTuple):
