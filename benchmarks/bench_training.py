@@ -37,7 +37,7 @@ settled (0.97-1.22x). Experiments stack them where this pays (`stack_prompts`).
 Real data (`--real-data [REPEATS]`, in `make bench`): the first steps of the offline default's training split, as
 training draws them, through the shipped family's five models. Two figures:
 - padding: a step of 8 or 32 real examples pads every text to the longest. The batched BERT can run its layers on
-  the real tokens alone (`unpad`, attention in groups of rows of similar length): the loop, the batched BERT on
+  the real tokens alone (`unpad`, attention in groups of at most 16 rows of similar length): the loop, the batched BERT on
   the padded rows and on the real tokens, with the same losses and gradients. `--random-lengths` times the same on
   random batches of texts of random length at every shape (for a GPU, which has no copy of the data);
 - micro-batches: a step too big for one forward is split into micro-batches, each padded to its own longest text.
@@ -63,7 +63,7 @@ from common import SHAPES, autocast, compare, emit, full_logits_at_mask, machine
 
 import torch.nn.functional as F  # noqa: E402
 
-from explainable_soft_prompts.data import batch_indices, collate, micro_batch_indices, padded_tokens  # noqa: E402
+from explainable_soft_prompts.data import collate, epoch_batches, micro_batch_indices, padded_tokens  # noqa: E402
 from explainable_soft_prompts.prompt import SoftPrompt  # noqa: E402
 from explainable_soft_prompts.training import StackedFamily, family_losses_loop  # noqa: E402
 
@@ -198,7 +198,7 @@ def micro_batch_plans(split, batch_size: int, micro: int, steps: int, seed: int 
     """The first `steps` steps of epoch 0 as `train_prompts` draws them (seed `seed`), each as micro-batches three ways:
     `one_forward` (the step in one forward), `drawn_order` (micro-batches of `micro` in the drawn order, as before)
     and `longest_first` (`micro_batch_indices`, what `train_prompts` does)."""
-    order = batch_indices(len(split), batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed * 10_007))[:steps]
+    order = epoch_batches(len(split), batch_size, seed, 0)[:steps]
     lengths = [len(ids) for ids in split.input_ids]
     return {"one_forward": [[step] for step in order],
             "drawn_order": [[step[i:i + micro] for i in range(0, len(step), micro)] for step in order],
@@ -232,9 +232,9 @@ def training_steps(family_losses, steps, target_ids, prompt_init, device="cpu", 
     return run
 
 
-def micro_batch_steps(family_losses, split, plan, target_ids, prompt_init, device="cpu"):
+def micro_batch_steps(family_losses, split, plan, target_ids, prompt_init, device="cpu", bf16=False):
     "`training_steps` over the steps of `plan` (lists of index lists into `split`), collated once: the models are timed."
-    return training_steps(family_losses, [[collate(split, chunk) for chunk in step] for step in plan], target_ids, prompt_init, device)
+    return training_steps(family_losses, [[collate(split, chunk) for chunk in step] for step in plan], target_ids, prompt_init, device, bf16)
 
 
 def same_steps(results: dict, reference: str) -> dict:
@@ -246,8 +246,7 @@ def same_steps(results: dict, reference: str) -> dict:
 
 def drawn_batches(split, batch_size: int, steps: int, seed: int = 42) -> list:
     "The first `steps` batches of epoch 0 as `train_prompts` draws them (seed `seed`), collated."
-    order = batch_indices(len(split), batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed * 10_007))[:steps]
-    return [collate(split, step) for step in order]
+    return [collate(split, step) for step in epoch_batches(len(split), batch_size, seed, 0)[:steps]]
 
 
 def random_length_batches(shape: str, batch_size: int, text_length: int, steps: int, shortest: int = 8) -> list:
@@ -287,7 +286,8 @@ def bench_padding(models, batches, target_ids, repeats: int, device="cpu", bf16=
             **same_steps(results, "loop"), "seconds": seconds}
 
 
-def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: int = 8, steps: int = 4, repeats: int = 5, device="cpu", path="auto") -> dict:
+def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: int = 8, steps: int = 4, repeats: int = 5, device="cpu", path="auto",
+                        bf16=False) -> dict:
     """Whole optimizer steps of `batch_size` real examples in micro-batches of `micro`: longest first against the drawn
     order, and against the step in one forward; the same gradients; padded text tokens over real ones each way.
     `path`: the models' path (auto: what `train_prompts` takes on `device`)."""
@@ -296,7 +296,7 @@ def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: 
     lengths = [len(ids) for ids in split.input_ids]
     plans = micro_batch_plans(split, batch_size, micro, steps)
     prompt_init = torch.randn(16, models[0].config.hidden_size, generator=torch.Generator().manual_seed(1)).to(device)
-    methods = {name: micro_batch_steps(family_losses, split, plan, target_ids.to(device), prompt_init, device) for name, plan in plans.items()}
+    methods = {name: micro_batch_steps(family_losses, split, plan, target_ids.to(device), prompt_init, device, bf16) for name, plan in plans.items()}
     median, results, seconds = compare(methods, repeats, device)
     return {"benchmark": "micro_batches", "models": len(models), "batch": batch_size, "micro_batch": micro, "steps": steps, "path": path,
             "padded_over_real_text_tokens": padding_ratios(plans, lengths),
@@ -308,8 +308,8 @@ def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: 
             "seconds": seconds}
 
 
-def offline_default_training(n_models: int = 5) -> tuple:
-    "The shipped family's first `n_models` models and the offline default's tokenised training split and verbalizer (params/mini.yml)."
+def offline_default_training(n_models: int = 5, device="cpu") -> tuple:
+    "The shipped family's first `n_models` models (on `device`) and the offline default's tokenised training split and verbalizer (params/mini.yml)."
     from explainable_soft_prompts.config import load_params
     from explainable_soft_prompts.data import load_task_data
     from explainable_soft_prompts.models import family_members, load_family
@@ -318,7 +318,7 @@ def offline_default_training(n_models: int = 5) -> tuple:
     models, tokenizer = load_family(family_members(repo / params["family_dir"])[:n_models])
     data = load_task_data(params["task"], tokenizer, params["split_sizes"], params["split_seed"], max_length=params["max_length"],
                           prompt_length=params["prompt_length"])
-    return models, data.tokenized["train"], torch.tensor(data.verbalizer.token_ids)
+    return [m.to(device) for m in models], data.tokenized["train"], torch.tensor(data.verbalizer.token_ids)
 
 
 def memory_mib(field: str) -> float:
@@ -389,11 +389,11 @@ def main(argv=None):
     stacked_shapes = stacked_prompt_shapes(args.stacked_prompts_shapes, args.device)
     records = []
     if args.real_data or args.real_data_only:
-        models, split, target_ids = offline_default_training()
+        models, split, target_ids = offline_default_training(device=args.device)
         repeats = args.real_data or 5
         for batch_size in (8, 32):
             records.append(bench_padding(models, drawn_batches(split, batch_size, 6), target_ids, repeats, args.device, args.bf16, "offline default training split"))
-        records.append(bench_micro_batches(models, split, target_ids, repeats=repeats, device=args.device))
+        records.append(bench_micro_batches(models, split, target_ids, repeats=repeats, device=args.device, bf16=args.bf16))
         for record in records: emit({k: v for k, v in record.items() if k != "seconds"})
         del models
     for shape in ([] if args.real_data_only else args.shapes):
@@ -428,8 +428,8 @@ def main(argv=None):
                 record["seconds"] = seconds
                 emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
             if args.random_lengths:
-                batches = random_length_batches(shape, batch_size, text_length, 3)
-                record = bench_padding(family[:5], batches, torch.tensor([5, 6]), args.repeats or DEFAULT_REPEATS[shape], args.device, args.bf16,
+                padded_batches = random_length_batches(shape, batch_size, text_length, 3)
+                record = bench_padding(family[:5], padded_batches, torch.tensor([5, 6]), args.repeats or DEFAULT_REPEATS[shape], args.device, args.bf16,
                                        f"random batches of texts of 8-{text_length} tokens")
                 emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
             if args.stacked_prompts and shape in stacked_shapes:

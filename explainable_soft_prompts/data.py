@@ -17,7 +17,7 @@ __all__ = ['logger', 'TASKS', 'TWEETS_PACKAGE', 'LOCAL_SUFFIXES', 'SPLITS', 'PRO
            'default_cache_dir', 'pypi_package_file', 'load_tweet_corpus', 'tweet_sentiment_rows', 'local_split_file',
            'to_text_label', 'load_task_rows', 'fit_split_sizes', 'split_rows', 'Verbalizer', 'make_verbalizer',
            'tiny_tokenizer', 'TokenizedSplit', 'tokenize_examples', 'progress_bar', 'tokenizer_fingerprint',
-           'atomic_write', 'atomic_torch_save', 'cached_tokenized_splits', 'collate', 'batch_indices',
+           'atomic_write', 'atomic_torch_save', 'cached_tokenized_splits', 'collate', 'batch_indices', 'epoch_batches',
            'micro_batch_indices', 'padded_tokens', 'TaskData', 'load_task_data']
 
 # %% ../nbs/01_data.ipynb #025df32c
@@ -273,6 +273,10 @@ def batch_indices(n: int, batch_size: int, shuffle: bool = False, generator: tor
     "Index lists of `batch_size` (the last may be shorter), in a seeded random order when `shuffle`."
     order = torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list:
+    "Training epoch `epoch`'s batches: `batch_indices` in an order drawn by a generator seeded with `(seed, epoch)`."
+    return batch_indices(n, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed * 10_007 + epoch))
 
 # %% ../nbs/01_data.ipynb #150bdb43
 def micro_batch_indices(indices, lengths, size: int) -> list:

@@ -15,8 +15,8 @@ from .data import atomic_write
 
 # %% auto #0
 __all__ = ['INITS', 'random_prompt', 'embedding_rows', 'text_token_ids', 'initial_prompt', 'SoftPrompt', 'encoder_and_head',
-           'bert_style_layers', 'layer_at_rows', 'prepend_prompts', 'layer_list_lock', 'encoder_but_last_layer',
-           'PromptedMaskedLM', 'save_prompt', 'load_prompt', 'load_prompt_metadata']
+           'bert_style_layers', 'layer_at_rows', 'prompted_rows', 'prepend_prompts', 'layer_list_lock',
+           'encoder_but_last_layer', 'PromptedMaskedLM', 'save_prompt', 'load_prompt', 'load_prompt_metadata']
 
 # %% ../nbs/03_prompt.ipynb #77c0d31d
 INITS = ("random", "text", "vocab")
@@ -97,6 +97,11 @@ def layer_at_rows(layer, hidden, attention_mask, rows):
     context = (scores.softmax(-1) @ value).reshape(n, heads * size)
     return layer.feed_forward_chunk(layer.attention.output(context, at_rows))
 
+def prompted_rows(attention_mask, mask_positions, prompt_length: int, n_prompts: int = 1) -> tuple:
+    "The attention mask `[P*B, L+T]` of P prompts of `prompt_length` in front of each of B texts (prompt-major rows), and each row's `[MASK]` `[P*B]`."
+    mask = torch.cat([attention_mask.new_ones(len(attention_mask), prompt_length), attention_mask], 1).repeat(n_prompts, 1)
+    return mask, (mask_positions + prompt_length).repeat(n_prompts)
+
 def prepend_prompts(prompts, embeds, attention_mask, mask_positions):
     """Each of P prompts `[P, L, H]` in front of each of B texts `[..., B, T, H]` (leading dimensions, such as
     stacked models, are kept): the inputs `[..., P*B, L+T, H]` (prompt-major rows), their attention mask
@@ -105,8 +110,7 @@ def prepend_prompts(prompts, embeds, attention_mask, mask_positions):
     batch, lead = attention_mask.shape[0], embeds.shape[:-3]
     text = embeds.repeat(*[1] * len(lead), n_prompts, 1, 1)
     prompt_rows = prompts.to(embeds.dtype).repeat_interleave(batch, 0).expand(*lead, -1, -1, -1)
-    mask = torch.cat([attention_mask.new_ones(batch, length), attention_mask], 1).repeat(n_prompts, 1)
-    return torch.cat([prompt_rows, text], -2), mask, (mask_positions + length).repeat(n_prompts)
+    return torch.cat([prompt_rows, text], -2), *prompted_rows(attention_mask, mask_positions, length, n_prompts)
 
 _layer_list_locks, _layer_list_locks_guard = weakref.WeakKeyDictionary(), threading.Lock()
 

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
-from .data import (TASKS, TaskData, atomic_torch_save, atomic_write, batch_indices, collate, make_verbalizer,
-                                           micro_batch_indices, tokenize_examples, progress_bar)
-from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, prepend_prompts, save_prompt
+from .data import (TASKS, TaskData, atomic_torch_save, atomic_write, collate, make_verbalizer,
+                                           epoch_batches, micro_batch_indices, tokenize_examples, progress_bar)
+from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, prepend_prompts, prompted_rows, save_prompt
 
 # %% auto #0
 __all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'TRACKERS', 'INIT_FIELDS', 'model_inputs', 'example_losses',
@@ -90,34 +90,40 @@ ATTENTION_GROUP_ROWS = 16
 class PackedLayout(NamedTuple):
     "Where the real tokens of padded rows go when packed, and how attention reads them back (see `packed_layout`)."
     real: torch.Tensor      # [N] flat positions (row * S + column) of the real tokens
-    starts: torch.Tensor    # [R] each row's first packed token
-    groups: list            # (rows [n], their mask [n, width], gather index [n * width] into the packed tokens and a zero row at N)
-    back: torch.Tensor      # [N] where each packed token lies in the groups' outputs, one group after the other
+    at_mask: torch.Tensor   # [R] each row's [MASK] among the packed tokens
+    groups: list            # attention groups: (rows [n], their mask [n, width])
+    gather: torch.Tensor    # [sum of n * width] every group's tokens, read from the packed tokens and a zero row at N
+    back: torch.Tensor      # [N] where each packed token lies in `gather`
+    in_order: torch.Tensor  # [R] where each row lies in the groups' rows, one group after the other
 
-def packed_layout(keep, rows_per_group: int = ATTENTION_GROUP_ROWS) -> PackedLayout | None:
-    """The layout of the real tokens of rows `keep` `[R, S]` (1: real, left-aligned) packed one after the other, with
-    attention groups of `rows_per_group` rows of similar length, each padded only to its own longest; `None` when
-    nothing is padded or the rows are not left-aligned (then the rows stay as they are)."""
-    keep = keep.bool().cpu()
+def packed_layout(keep, mask_rows, rows_per_group: int = ATTENTION_GROUP_ROWS) -> PackedLayout | None:
+    """The layout of the real tokens of rows `keep` `[R, S]` (1: real, left-aligned; `[MASK]` at column `mask_rows`
+    `[R]`) packed one after the other, with attention groups of at most `rows_per_group` rows of similar length,
+    each padded only to its own longest; `None` when nothing is padded or the rows are not left-aligned (then the
+    rows stay as they are)."""
+    keep, mask_rows = keep.bool().cpu(), mask_rows.cpu()
     n_rows, seq = keep.shape
     lengths = keep.sum(1)
     if int(lengths.min()) == seq or not torch.equal(keep, torch.arange(seq) < lengths[:, None]): return None
+    if (mask_rows >= lengths).any():
+        raise ValueError(f"A [MASK] lies in a row's padding (rows {(mask_rows >= lengths).nonzero().flatten().tolist()}). Fix: make batches with `collate`.")
     starts, n_real = torch.cumsum(lengths, 0) - lengths, int(lengths.sum())
-    groups, back, offset = [], torch.empty(n_real, dtype=torch.long), 0
+    groups, gather, back, offset = [], [], torch.empty(n_real, dtype=torch.long), 0
     for rows in torch.tensor_split(torch.argsort(lengths, stable=True), math.ceil(n_rows / rows_per_group)):
-        if not len(rows): continue
         slots = torch.arange(int(lengths[rows].max()))
         valid = slots < lengths[rows][:, None]                                      # [n, width]
         index = torch.where(valid, starts[rows][:, None] + slots, n_real)          # padding reads the zero row
         back[index[valid]] = (offset + torch.arange(len(rows))[:, None] * len(slots) + slots)[valid]
-        groups.append((rows, valid, index.flatten())); offset += valid.numel()
-    return PackedLayout(keep.flatten().nonzero().squeeze(1), starts, groups, back)
+        groups.append((rows, valid)); gather.append(index.flatten()); offset += valid.numel()
+    in_order = torch.argsort(torch.cat([rows for rows, _ in groups]))
+    return PackedLayout(keep.flatten().nonzero().squeeze(1), starts + mask_rows, groups, torch.cat(gather), back, in_order)
 
-def stacked_bert_logits(params: dict, config, prompt, input_ids, attention_mask, mask_positions, prefix: str = "model.", unpad: bool = True,
-                        rows_per_group: int = ATTENTION_GROUP_ROWS) -> torch.Tensor:
+def stacked_bert_logits(params: dict, config, prompt, input_ids, attention_mask, mask_positions, prefix: str = "model.",
+                        unpad: bool | PackedLayout | None = False) -> torch.Tensor:
     """Vocabulary logits at `[MASK]` `[M, B, V]` of M stacked BERT masked LMs (`params`: Hugging Face names after
     `prefix`, each `[M, ...]`) reading `[prompt; input embeddings]`; `[M, P, B, V]` for `[P, L, H]` prompts.
-    `unpad`: the layers run on the real tokens only (`packed_layout`), attention on groups of `rows_per_group` rows of similar length."""
+    `unpad`: the layers run on the real tokens only, attention on groups of rows of similar length, by the
+    `packed_layout` given (None: the rows as they are), or one made here (True; it reads the mask on the CPU)."""
     weight = lambda name: params[prefix + name]
     word = weight("bert.embeddings.word_embeddings.weight")                                        # [M, V, H]
     single = prompt.dim() == 2
@@ -128,25 +134,21 @@ def stacked_bert_logits(params: dict, config, prompt, input_ids, attention_mask,
     seq, device = x.shape[2], x.device
     x = x + weight("bert.embeddings.token_type_embeddings.weight")[:, None, :1] + weight("bert.embeddings.position_embeddings.weight")[:, None, :seq]
     x = x.reshape(n_models, -1, hidden)                                                            # [M, P*B*S, H]: the tokens, padded
-    layout = packed_layout(keep, rows_per_group) if unpad else None
+    layout = packed_layout(keep, rows) if unpad is True else unpad or None
     to_heads = lambda t, n: t.reshape(n_models * n, -1, heads, hidden // heads).transpose(1, 2)    # [M*n, heads, width, H/heads]
     from_heads = lambda t: t.transpose(1, 2).reshape(n_models, -1, hidden)
     if layout is None:                                                                             # one group: the padded rows
         groups = [(None, keep.bool()[:, None, None, :].repeat(n_models, 1, 1, 1))]
         at_mask = torch.arange(rows_per_model, device=device) * seq + rows                         # each [MASK] among the tokens
-        grouped = lambda t, g: to_heads(t, rows_per_model)
-        ungrouped, mask_rows_in_order = (lambda outs: outs[0]), (lambda t: t)
+        in_groups = lambda t: [t]
+        ungrouped, mask_rows_in_order = (lambda t: t), (lambda t: t)
     else:                                                                                          # the real tokens, packed
-        real, starts, packed_groups, back = (t.to(device) if torch.is_tensor(t) else t for t in layout)
+        real, at_mask, gather, back, in_order = (t.to(device) for t in (layout.real, layout.at_mask, layout.gather, layout.back, layout.in_order))
         x = x.index_select(1, real)                                                                # [M, N, H]
-        groups = [(group_rows.to(device), valid.to(device)[:, None, None, :].repeat(n_models, 1, 1, 1)) for group_rows, valid, _ in packed_groups]
-        indices = [index.to(device) for _, _, index in packed_groups]
-        at_mask = starts + rows
-        with_zero_row = lambda t: torch.cat([t, t.new_zeros(n_models, 1, t.shape[-1])], 1)
-        grouped = lambda t, g: to_heads(with_zero_row(t).index_select(1, indices[g]), len(groups[g][0]))
-        ungrouped = lambda outs: torch.cat(outs, 1).index_select(1, back)
-        in_order = torch.argsort(torch.cat([group_rows for group_rows, _ in groups]))
-        mask_rows_in_order = lambda t: t.index_select(1, in_order)
+        groups = [(group_rows.to(device), valid.to(device)[:, None, None, :].repeat(n_models, 1, 1, 1)) for group_rows, valid in layout.groups]
+        sizes = [valid.numel() for _, valid in layout.groups]
+        in_groups = lambda t: torch.cat([t, t.new_zeros(n_models, 1, t.shape[-1])], 1).index_select(1, gather).split(sizes, 1)
+        ungrouped, mask_rows_in_order = (lambda t: t.index_select(1, back)), (lambda t: t.index_select(1, in_order))
     x = stacked_layer_norm(x, weight("bert.embeddings.LayerNorm.weight"), weight("bert.embeddings.LayerNorm.bias"), eps)
     for i in range(config.num_hidden_layers):
         layer = lambda name: weight(f"bert.encoder.layer.{i}.{name}")
@@ -154,12 +156,10 @@ def stacked_bert_logits(params: dict, config, prompt, input_ids, attention_mask,
         residual = x.index_select(1, at_mask) if last else x
         query, key, value = (stacked_linear(inp, layer(f"attention.self.{n}.weight"), layer(f"attention.self.{n}.bias"))
                              for n, inp in (("query", residual), ("key", x), ("value", x)))
-        contexts = []
-        for g, (group_rows, mask) in enumerate(groups):
-            if last: group_query = to_heads(query if group_rows is None else query.index_select(1, group_rows), len(mask) // n_models)
-            else: group_query = grouped(query, g)
-            contexts.append(from_heads(F.scaled_dot_product_attention(group_query, grouped(key, g), grouped(value, g), attn_mask=mask)))
-        context = mask_rows_in_order(torch.cat(contexts, 1)) if last else ungrouped(contexts)
+        queries = [query if r is None else query.index_select(1, r) for r, _ in groups] if last else in_groups(query)
+        contexts = [from_heads(F.scaled_dot_product_attention(*(to_heads(t, len(mask) // n_models) for t in (q, k, v)), attn_mask=mask))
+                    for q, k, v, (_, mask) in zip(queries, in_groups(key), in_groups(value), groups)]
+        context = mask_rows_in_order(torch.cat(contexts, 1)) if last else ungrouped(torch.cat(contexts, 1))
         attended = stacked_layer_norm(stacked_linear(context, layer("attention.output.dense.weight"), layer("attention.output.dense.bias")) + residual,
                                       layer("attention.output.LayerNorm.weight"), layer("attention.output.LayerNorm.bias"), eps)
         inner = F.gelu(stacked_linear(attended, layer("intermediate.dense.weight"), layer("intermediate.dense.bias")))
@@ -214,10 +214,17 @@ class StackedFamily:
         "Drop the padding (batched BERT)? `unpad` if set, else on a CPU, where it was measured to pay (not yet on CUDA)."
         return self.unpad if self.unpad is not None else torch.device(device).type == "cpu"
 
-    def logits(self, prompt, input_ids, attention_mask, mask_positions) -> torch.Tensor:
-        "Vocabulary logits at `[MASK]` for every model: `[M, B, V]` (or `[M, P, B, V]` for `[P, L, H]` prompts)."
+    def layout(self, prompt, batch: dict) -> PackedLayout | None:
+        "The `packed_layout` of `batch` (on its device: the CPU, before it moves) under `prompt`, where the padding is dropped; else None."
+        if self.path != "bert" or not self.unpad_here(prompt.device): return None
+        return packed_layout(*prompted_rows(batch["attention_mask"], batch["mask_positions"], prompt.shape[-2], 1 if prompt.dim() == 2 else len(prompt)))
+
+    def logits(self, prompt, input_ids, attention_mask, mask_positions, layout: PackedLayout | None | str = "auto") -> torch.Tensor:
+        """Vocabulary logits at `[MASK]` for every model: `[M, B, V]` (or `[M, P, B, V]` for `[P, L, H]` prompts).
+        `layout`: the batched BERT's `packed_layout` (None: padded rows; auto: made here where the padding is dropped)."""
         if self.path == "bert":
-            return stacked_bert_logits(self.params, self.models[0].config, prompt, input_ids, attention_mask, mask_positions, unpad=self.unpad_here(prompt.device))
+            unpad = self.unpad_here(prompt.device) if layout == "auto" else layout
+            return stacked_bert_logits(self.params, self.models[0].config, prompt, input_ids, attention_mask, mask_positions, unpad=unpad)
         def one(params, buffers):
             return functional_call(self.template, (params, buffers), (prompt, input_ids, attention_mask, mask_positions))
         return vmap(one)(self.params, self.buffers)
@@ -225,7 +232,7 @@ class StackedFamily:
     def losses(self, prompt, batch: dict, target_ids: torch.Tensor) -> torch.Tensor:
         "Per-model mean losses `[M]` of `prompt` on `batch` (`[M, P]` for `[P, L, H]` prompts)."
         device = prompt.device
-        logits = self.logits(prompt, *model_inputs(batch, device))
+        logits = self.logits(prompt, *model_inputs(batch, device), layout=self.layout(prompt, batch))   # the layout from the CPU's batch: no sync
         return mask_losses(logits, target_ids.to(device)[batch["labels"].to(device)])
 
 # %% ../nbs/04_training.ipynb #19a879bc
@@ -562,7 +569,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
     running = None
     while step < total_steps:
         epoch, in_epoch = divmod(step, steps_per_epoch)
-        order = batch_indices(len(train), cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed * 10_007 + epoch))
+        order = epoch_batches(len(train), cfg.batch_size, cfg.seed, epoch)
         for indices in order[in_epoch:]:
             optimizer.zero_grad(set_to_none=True)
             my_losses = torch.zeros(per_model_shape, device=device)   # this rank's models over its micro-batches (on device: no sync per micro-batch)

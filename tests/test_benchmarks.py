@@ -144,10 +144,10 @@ def test_micro_batches_longest_first(tmp_path):
 def test_padding_dropped_or_kept(tmp_path):
     "The batched BERT on the real tokens alone gives the padded rows' and the loop's losses and gradients; `--random-lengths` times it."
     from common import random_family
-    batches = bench_training.random_length_batches("family", 6, 12, 2)
+    batches = bench_training.random_length_batches("family", 20, 12, 2)                                      # 20 rows: two attention groups
     lengths = torch.stack([b["attention_mask"].sum(1) for b in batches])
     assert lengths.min() >= 8 and lengths.max() <= 12 and len(set(lengths.flatten().tolist())) > 1           # padded: texts differ in length
-    assert all((b["input_ids"][torch.arange(6), b["mask_positions"]] == 4).all() for b in batches)           # [MASK] where the batch says
+    assert all((b["input_ids"][torch.arange(20), b["mask_positions"]] == 4).all() for b in batches)          # [MASK] where the batch says
     record = bench_training.bench_padding(random_family(3, "family"), batches, torch.tensor([5, 6]), 1)
     assert record["padded_over_real_tokens"] > 1 and record["max_loss_diff"] < 1e-5 and record["max_relative_grad_diff"] < 1e-5
     assert abs(record["speedup_unpadded_over_padded"] * record["unpadded_s"] / record["padded_s"] - 1) < 0.01
