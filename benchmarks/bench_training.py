@@ -59,7 +59,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import SHAPES, autocast, compare, emit, full_logits_at_mask, machine, random_batch, random_family, step_inputs, target, write_json  # noqa: E402
+from common import SHAPES, autocast, bench_prompt, compare, emit, full_logits_at_mask, machine, random_batch, random_family, step_inputs, target, write_json  # noqa: E402
 
 import torch.nn.functional as F  # noqa: E402
 
@@ -140,18 +140,12 @@ def make_step(models, method: str, batch, targets, prompt_init, device, bf16=Fal
     over this project's forward, last layer and head at [MASK] only) or `vectorized` (`StackedFamily`)."""
     if method not in METHODS: raise ValueError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
     family = StackedFamily(models, path) if method == "vectorized" else None
-    losses_of = {"full_logits_loop": lambda p: family_losses_full_logits(models, p, batch, targets),
-                 "loop": lambda p: family_losses_loop(models, p, batch, targets),
-                 "vectorized": lambda p: family.losses(p, batch, targets)}[method]
+    losses_of = {"full_logits_loop": partial(family_losses_full_logits, models), "loop": partial(family_losses_loop, models),
+                 "vectorized": family and family.losses}[method]
+    run = training_steps(losses_of, [[batch]], targets, prompt_init, device, bf16)
     def step():
-        prompt = SoftPrompt(prompt_init).to(device)
-        optimizer = torch.optim.AdamW(prompt.parameters(), lr=0.1)
-        with autocast(device, bf16):
-            losses = losses_of(prompt())
-        losses.mean().backward()
-        grad = prompt.weight.grad.detach().clone()
-        optimizer.step()
-        return losses.detach().float().cpu(), grad.float().cpu()
+        losses, grads = run()
+        return losses[0], grads[0]
     step.family = family
     return step
 
@@ -176,12 +170,17 @@ def stacked_prompts_step(family_losses, batch, targets, prompt_inits, stacked: b
     return step
 
 
+def models_path(models, path: str, device) -> tuple:
+    "`(path, family_losses)`: the models' path (`loop` or `vectorized`; auto: what `train_prompts` takes on `device`) and its per-model losses."
+    if path == "auto": path = "vectorized" if torch.device(device).type == "cuda" else "loop"
+    return path, StackedFamily(models).losses if path == "vectorized" else partial(family_losses_loop, models)
+
+
 def bench_stacked_prompts(models, shape: str, n_prompts: int, repeats: int, batch_size: int, text_length: int, device="cpu", bf16=False, path="auto") -> dict:
     """P stacked prompts' step against P single-prompt steps, through the loop over models or the stacked family
     (`path`; auto: what `train_prompts` takes on `device`, the stacked family on CUDA and the loop on CPU)."""
     n_models = len(models)
-    if path == "auto": path = "vectorized" if torch.device(device).type == "cuda" else "loop"
-    family_losses = StackedFamily(models).losses if path == "vectorized" else partial(family_losses_loop, models)
+    path, family_losses = models_path(models, path, device)
     batch, targets, _ = step_inputs(shape, batch_size, text_length, device)
     inits = [torch.randn(16, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(p)).to(device) for p in range(n_prompts)]
     methods = {"separate": stacked_prompts_step(family_losses, batch, targets, inits, False), "stacked": stacked_prompts_step(family_losses, batch, targets, inits, True)}
@@ -198,8 +197,7 @@ def micro_batch_plans(split, batch_size: int, micro: int, steps: int, seed: int 
     """The first `steps` steps of epoch 0 as `train_prompts` draws them (seed `seed`), each as micro-batches three ways:
     `one_forward` (the step in one forward), `drawn_order` (micro-batches of `micro` in the drawn order, as before)
     and `longest_first` (`micro_batch_indices`, what `train_prompts` does)."""
-    order = epoch_batches(len(split), batch_size, seed, 0)[:steps]
-    lengths = [len(ids) for ids in split.input_ids]
+    order, lengths = epoch_batches(len(split), batch_size, seed, 0)[:steps], split.lengths
     return {"one_forward": [[step] for step in order],
             "drawn_order": [[step[i:i + micro] for i in range(0, len(step), micro)] for step in order],
             "longest_first": [micro_batch_indices(step, lengths, micro) for step in order]}
@@ -273,7 +271,7 @@ def bench_padding(models, batches, target_ids, repeats: int, device="cpu", bf16=
             return family.losses(prompt, batch, targets)
         return losses
     ways = {"loop": partial(family_losses_loop, models), "padded": stacked(False), "unpadded": stacked(True)}
-    prompt_init = torch.randn(16, models[0].config.hidden_size, generator=torch.Generator().manual_seed(1)).to(device)
+    prompt_init = bench_prompt(models[0].config.hidden_size, device)
     methods = {name: training_steps(losses, [[b] for b in batches], target_ids.to(device), prompt_init, device, bf16) for name, losses in ways.items()}
     median, results, seconds = compare(methods, repeats, device)
     tokens = lambda b: (b["attention_mask"].shape[1] + 16) * len(b["attention_mask"]), lambda b: int(b["attention_mask"].sum()) + 16 * len(b["attention_mask"])
@@ -291,11 +289,9 @@ def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: 
     """Whole optimizer steps of `batch_size` real examples in micro-batches of `micro`: longest first against the drawn
     order, and against the step in one forward; the same gradients; padded text tokens over real ones each way.
     `path`: the models' path (auto: what `train_prompts` takes on `device`)."""
-    if path == "auto": path = "vectorized" if torch.device(device).type == "cuda" else "loop"
-    family_losses = StackedFamily(models).losses if path == "vectorized" else partial(family_losses_loop, models)
-    lengths = [len(ids) for ids in split.input_ids]
-    plans = micro_batch_plans(split, batch_size, micro, steps)
-    prompt_init = torch.randn(16, models[0].config.hidden_size, generator=torch.Generator().manual_seed(1)).to(device)
+    path, family_losses = models_path(models, path, device)
+    lengths, plans = split.lengths, micro_batch_plans(split, batch_size, micro, steps)
+    prompt_init = bench_prompt(models[0].config.hidden_size, device)
     methods = {name: micro_batch_steps(family_losses, split, plan, target_ids.to(device), prompt_init, device, bf16) for name, plan in plans.items()}
     median, results, seconds = compare(methods, repeats, device)
     return {"benchmark": "micro_batches", "models": len(models), "batch": batch_size, "micro_batch": micro, "steps": steps, "path": path,

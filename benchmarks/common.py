@@ -44,8 +44,12 @@ def random_batch(batch_size: int, text_length: int, vocab_size: int, n_labels: i
 def step_inputs(shape: str, batch_size: int, text_length: int, device="cpu", prompt_length: int = 16) -> tuple:
     "`(batch, target_ids, initial prompt)` for one training step at `shape`: the same in every benchmark."
     batch = random_batch(batch_size, text_length, SHAPES[shape]["vocab_size"], device=device)
-    prompt = torch.randn(prompt_length, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(1)).to(device)
-    return batch, torch.tensor([5, 6], device=device), prompt
+    return batch, torch.tensor([5, 6], device=device), bench_prompt(SHAPES[shape]["hidden_size"], device, prompt_length)
+
+
+def bench_prompt(hidden_size: int, device="cpu", prompt_length: int = 16) -> torch.Tensor:
+    "The initial prompt every benchmark step starts from: `randn(prompt_length, hidden_size)`, seed 1."
+    return torch.randn(prompt_length, hidden_size, generator=torch.Generator().manual_seed(1)).to(device)
 
 
 def full_logits_at_mask(model, prompt, input_ids, attention_mask, mask_positions) -> torch.Tensor:

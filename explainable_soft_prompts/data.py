@@ -201,6 +201,8 @@ class TokenizedSplit:
     mask_positions: torch.Tensor
 
     def __len__(self): return len(self.input_ids)
+    @property
+    def lengths(self) -> list: return [len(ids) for ids in self.input_ids]   # tokens per example, unpadded
 
 def tokenize_examples(texts, labels, tokenizer, max_length: int, prompt_length: int) -> TokenizedSplit:
     "`[CLS] text [MASK] [SEP]` per example, truncated so prompt + example fit `max_length`."

@@ -323,7 +323,7 @@ def split_loss_accuracy(models, prompt, split, target_ids, batch_size: int = 128
     prompt = prompt.to(device); target_ids = target_ids.to(device)
     loss_sum, correct = 0.0, 0.0
     examples_per_forward = max(1, batch_size // (prompt.shape[0] if prompt.dim() == 3 else 1))
-    order = sorted(range(len(split)), key=lambda i: len(split.input_ids[i])) if length_sorted else list(range(len(split)))
+    order = sorted(range(len(split)), key=split.lengths.__getitem__) if length_sorted else list(range(len(split)))
     for start in range(0, len(split), examples_per_forward):
         batch = collate(split, order[start:start + examples_per_forward])
         inputs = model_inputs(batch, device); labels = batch["labels"].to(device)
@@ -523,7 +523,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, total_steps, cfg.warmup))
-    micro, lengths = cfg.micro_batch_size or cfg.batch_size, [len(ids) for ids in train.input_ids]
+    micro, lengths = cfg.micro_batch_size or cfg.batch_size, train.lengths
 
     # resume: every prompt's own checkpoint, all at one step
     step, histories, start = 0, [[] for _ in cfgs], time.time()
