@@ -18,7 +18,7 @@ __all__ = ['logger', 'TASKS', 'TWEETS_PACKAGE', 'LOCAL_SUFFIXES', 'SPLITS', 'PRO
            'to_text_label', 'load_task_rows', 'fit_split_sizes', 'split_rows', 'Verbalizer', 'make_verbalizer',
            'tiny_tokenizer', 'TokenizedSplit', 'tokenize_examples', 'progress_bar', 'tokenizer_fingerprint',
            'atomic_write', 'atomic_torch_save', 'cached_tokenized_splits', 'collate', 'batch_indices', 'epoch_batches',
-           'micro_batch_indices', 'padded_tokens', 'TaskData', 'load_task_data']
+           'micro_batch_indices', 'padded_tokens', 'micro_batches_of_group', 'TaskData', 'load_task_data']
 
 # %% ../nbs/01_data.ipynb #025df32c
 logger = logging.getLogger(__name__)
@@ -291,6 +291,12 @@ def micro_batch_indices(indices, lengths, size: int) -> list:
 def padded_tokens(lengths, micro_batches) -> int:
     "Text tokens the forwards of `micro_batches` read, padding included."
     return sum(len(chunk) * max(lengths[i] for i in chunk) for chunk in micro_batches)
+
+def micro_batches_of_group(micro_batches, group: int, groups: int) -> list:
+    """The share of a step's `micro_batches` (longest first) that data-parallel group `group` of `groups` takes:
+    dealt out back and forth (groups 0, 1, ..., G-1, then G-1, ..., 0, ...), so no group draws the longest of every round."""
+    turn = lambda i: i % groups if (i // groups) % 2 == 0 else groups - 1 - i % groups
+    return [chunk for i, chunk in enumerate(micro_batches) if turn(i) == group]
 
 # %% ../nbs/01_data.ipynb #1f95c885
 @dataclass

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
 from .data import (TASKS, TaskData, atomic_torch_save, atomic_write, collate, make_verbalizer,
-                                           epoch_batches, micro_batch_indices, tokenize_examples, progress_bar)
+                                           epoch_batches, micro_batch_indices, micro_batches_of_group, tokenize_examples, progress_bar)
 from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, prepend_prompts, prompted_rows, save_prompt
 
 # %% auto #0
@@ -574,7 +574,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
             optimizer.zero_grad(set_to_none=True)
             my_losses = torch.zeros(per_model_shape, device=device)   # this rank's models over its micro-batches (on device: no sync per micro-batch)
             micro_batches = micro_batch_indices(indices, lengths, micro)   # similar lengths together: less padding
-            for chunk in micro_batches[group::groups]:           # every micro-batch in one process; every G-th in group G
+            for chunk in micro_batches_of_group(micro_batches, group, groups):   # every micro-batch in one process; a share in group G
                 with autocast(device, cfg.bf16):
                     model_losses = losses(prompt(), collate(train, chunk)) if models else torch.zeros(0, device=device)
                 # the sum over prompts: each prompt's gradient is that of its own mean loss
