@@ -71,8 +71,10 @@ from explainable_soft_prompts.training import StackedFamily, family_losses_loop 
 # like the family's); BERT-base's scaled down to what a 2-core CPU steps in seconds
 DEFAULT_BATCH = {"family": (32, 64), "bert-base": (4, 64)}   # (examples, text tokens); memory at these
 SMALLER_BATCHES = {"family": (8,), "bert-base": ()}           # timed too, before the default, unless --batch is given
-# the family's steps take 30-300 ms and vary by 10-20% on a shared CPU, so they get more repeats
-DEFAULT_REPEATS = {"family": 9, "bert-base": 5}
+# the family's steps take 30-300 ms and vary by 10-20% on a shared CPU, so they get more repeats. BERT-base's take
+# 1-10 s a method; 4 repeats (each method first in two of them) keep `make bench` under 15 minutes with room to spare:
+# with 5 its runs took 741-862 s, BERT-base's training steps about 250 s of that
+DEFAULT_REPEATS = {"family": 9, "bert-base": 4}
 # the stacked-prompt step at BERT-base takes 13-15 s each way (three prompts), long enough that one timed repeat after
 # the warm-up serves, and with three calls of both ways (warm-up included) it was the costliest item of `make bench`
 STACKED_REPEATS = {**DEFAULT_REPEATS, "bert-base": 1}
