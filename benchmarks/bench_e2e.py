@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import emit, machine, write_json  # noqa: E402
+from common import emit, emit_record, machine, write_json  # noqa: E402
 
 from explainable_soft_prompts.config import load_params  # noqa: E402
 from explainable_soft_prompts.distributed import run_distributed  # noqa: E402
@@ -98,7 +98,7 @@ def main(argv=None):
     if args.init_variants or args.init_variants_only:
         with tempfile.TemporaryDirectory() as tmp:
             variants = {"benchmark": "init_variants_training", **init_variants_training(mini, args.init_variants or 1, tmp)}
-        emit({k: v for k, v in variants.items() if k != "seconds"})
+        emit_record(variants)
         write_json({**variants, "machine": machine()}, args.init_variants_out)
 
 

@@ -59,13 +59,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import SHAPES, autocast, bench_prompt, compare, emit, full_logits_at_mask, machine, random_batch, random_family, step_inputs, target, write_json  # noqa: E402
+from common import SHAPES, autocast, bench_prompt, compare, emit, emit_record, full_logits_at_mask, machine, random_batch, random_family, step_inputs, target, write_json  # noqa: E402
 
 import torch.nn.functional as F  # noqa: E402
 
 from explainable_soft_prompts.data import collate, epoch_batches, micro_batch_indices, padded_tokens  # noqa: E402
 from explainable_soft_prompts.prompt import SoftPrompt  # noqa: E402
-from explainable_soft_prompts.training import StackedFamily, family_losses_loop  # noqa: E402
+from explainable_soft_prompts.training import StackedFamily, TrainConfig, family_losses_loop, model_inputs  # noqa: E402
 
 # micro-batches: the study's 5-model runs took 8 examples a step (imdb, mnli) or 32 (emotion: tweets, short texts
 # like the family's); BERT-base's scaled down to what a 2-core CPU steps in seconds
@@ -80,6 +80,7 @@ DEFAULT_REPEATS = {"family": 9, "bert-base": 4}
 STACKED_REPEATS = {**DEFAULT_REPEATS, "bert-base": 1}
 # shapes whose stacked-prompt step is timed by default on a CPU (every shape on CUDA)
 STACKED_SHAPES_CPU = ("family",)
+REAL_DATA_REPEATS = 5                                         # timed steps per way for the real-data figures
 
 
 def stacked_prompt_shapes(chosen, device) -> tuple:
@@ -96,9 +97,8 @@ def training_target(shape: str, n_models: int, device) -> float | None:
 
 def family_losses_full_logits(models, prompt, batch, target_ids) -> torch.Tensor:
     "Per-model mean losses `[M]` through each masked LM's ordinary forward (logits at every position): the study's design."
-    targets = target_ids[batch["labels"]]
-    return torch.stack([F.cross_entropy(full_logits_at_mask(m, prompt, batch["input_ids"], batch["attention_mask"], batch["mask_positions"]).float(), targets)
-                        for m in models])
+    inputs, targets = model_inputs(batch, prompt.device), target_ids.to(prompt.device)[batch["labels"].to(prompt.device)]
+    return torch.stack([F.cross_entropy(full_logits_at_mask(m, prompt, *inputs).float(), targets) for m in models])
 
 
 METHODS = ("full_logits_loop", "loop", "vectorized")
@@ -174,7 +174,7 @@ def stacked_prompts_step(family_losses, batch, targets, prompt_inits, stacked: b
 
 def models_path(models, path: str, device) -> tuple:
     "`(path, family_losses)`: the models' path (`loop` or `vectorized`; auto: what `train_prompts` takes on `device`) and its per-model losses."
-    if path == "auto": path = "vectorized" if torch.device(device).type == "cuda" else "loop"
+    if path == "auto": path = "vectorized" if TrainConfig(device=str(device)).vectorized_here() else "loop"
     return path, StackedFamily(models).losses if path == "vectorized" else partial(family_losses_loop, models)
 
 
@@ -190,9 +190,7 @@ def bench_stacked_prompts(models, shape: str, n_prompts: int, repeats: int, batc
     return {"benchmark": "stacked_prompts_step", "shape": shape, "models": n_models, "prompts": n_prompts, "batch": batch_size, "text_tokens": text_length, "bf16": bf16, "path": path,
             "separate_s": round(median["separate"], 4), "stacked_s": round(median["stacked"], 4),
             "speedup_stacked_over_separate": round(median["separate"] / median["stacked"], 3),
-            "max_loss_diff": float((results["separate"][0] - results["stacked"][0]).abs().max()),
-            "max_relative_grad_diff": float((results["separate"][1] - results["stacked"][1]).abs().max() / results["separate"][1].abs().max()),
-            "seconds": seconds}
+            **same_steps(results, "separate"), "seconds": seconds}
 
 
 def micro_batch_plans(split, batch_size: int, micro: int, steps: int, seed: int = 42) -> dict:
@@ -213,8 +211,9 @@ def padding_ratios(plans: dict, lengths) -> dict:
 
 def training_steps(family_losses, steps, target_ids, prompt_init, device="cpu", bf16=False):
     """A function taking the optimizer steps `steps` (each a list of collated micro-batches), each from `prompt_init`,
-    gradients summed over a step's micro-batches as `train_prompts` does; returns (losses, gradients) `[steps, ...]`."""
-    steps = [[{k: v.to(device) for k, v in batch.items()} for batch in step] for step in steps]
+    gradients summed over a step's micro-batches as `train_prompts` does; returns (losses, gradients) `[steps, ...]`.
+    The batches go to `family_losses` where they are, as `train_prompts` hands them over (collated on the CPU): each
+    path moves its inputs itself, and the batched BERT makes its layout from the CPU's batch, without a device sync."""
     def run():
         losses, grads = [], []
         for step in steps:
@@ -230,11 +229,6 @@ def training_steps(family_losses, steps, target_ids, prompt_init, device="cpu", 
             optimizer.step()
         return torch.stack(losses).float().cpu(), torch.stack(grads).float().cpu()
     return run
-
-
-def micro_batch_steps(family_losses, split, plan, target_ids, prompt_init, device="cpu", bf16=False):
-    "`training_steps` over the steps of `plan` (lists of index lists into `split`), collated once: the models are timed."
-    return training_steps(family_losses, [[collate(split, chunk) for chunk in step] for step in plan], target_ids, prompt_init, device, bf16)
 
 
 def same_steps(results: dict, reference: str) -> dict:
@@ -276,7 +270,9 @@ def bench_padding(models, batches, target_ids, repeats: int, device="cpu", bf16=
     prompt_init = bench_prompt(models[0].config.hidden_size, device)
     methods = {name: training_steps(losses, [[b] for b in batches], target_ids.to(device), prompt_init, device, bf16) for name, losses in ways.items()}
     median, results, seconds = compare(methods, repeats, device)
-    tokens = lambda b: (b["attention_mask"].shape[1] + 16) * len(b["attention_mask"]), lambda b: int(b["attention_mask"].sum()) + 16 * len(b["attention_mask"])
+    prompt_length = len(prompt_init)
+    tokens = (lambda b: (b["attention_mask"].shape[1] + prompt_length) * len(b["attention_mask"]),
+              lambda b: int(b["attention_mask"].sum()) + prompt_length * len(b["attention_mask"]))
     return {"benchmark": "padding", "source": source, "models": len(models), "batch": len(batches[0]["labels"]), "steps": len(batches), "bf16": bf16,
             "padded_over_real_tokens": round(sum(map(tokens[0], batches)) / sum(map(tokens[1], batches)), 3),   # prompt rows included
             **{f"{name}_s": round(median[name], 4) for name in methods},
@@ -292,13 +288,15 @@ def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: 
     order, and against the step in one forward; the same gradients; padded text tokens over real ones each way.
     `path`: the models' path (auto: what `train_prompts` takes on `device`)."""
     path, family_losses = models_path(models, path, device)
-    lengths, plans = split.lengths, micro_batch_plans(split, batch_size, micro, steps)
+    lengths, epoch_plans = split.lengths, micro_batch_plans(split, batch_size, micro, len(split))
+    plans = {name: plan[:steps] for name, plan in epoch_plans.items()}
     prompt_init = bench_prompt(models[0].config.hidden_size, device)
-    methods = {name: micro_batch_steps(family_losses, split, plan, target_ids.to(device), prompt_init, device, bf16) for name, plan in plans.items()}
+    methods = {name: training_steps(family_losses, [[collate(split, chunk) for chunk in step] for step in plan], target_ids.to(device), prompt_init, device, bf16)
+               for name, plan in plans.items()}            # collated once: the models are timed
     median, results, seconds = compare(methods, repeats, device)
     return {"benchmark": "micro_batches", "models": len(models), "batch": batch_size, "micro_batch": micro, "steps": steps, "path": path,
             "padded_over_real_text_tokens": padding_ratios(plans, lengths),
-            "padded_over_real_text_tokens_epoch": padding_ratios(micro_batch_plans(split, batch_size, micro, len(split)), lengths),
+            "padded_over_real_text_tokens_epoch": padding_ratios(epoch_plans, lengths),
             **{f"{name}_s": round(median[name], 4) for name in methods},
             "speedup_longest_first_over_drawn_order": round(median["drawn_order"] / median["longest_first"], 3),
             "speedup_longest_first_over_one_forward": round(median["one_forward"] / median["longest_first"], 3),
@@ -363,7 +361,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", nargs="+", default=["family", "bert-base"], choices=list(SHAPES))
     parser.add_argument("--models", nargs="+", type=int, default=[1, 2, 5, 10])
-    parser.add_argument("--repeats", type=int, default=None, help="timed steps per path (default: 9 at the family's shape, 5 at BERT-base, 2 for BERT-base's stacked prompts)")
+    parser.add_argument("--repeats", type=int, default=None, help=f"timed steps per path (default, by shape: {DEFAULT_REPEATS}; for the stacked prompts: {STACKED_REPEATS})")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--batch", nargs="+", type=int, default=None, help="examples per step, one or more (default: 8 and 32 at the family's shape, 4 at BERT-base); stacked prompts at each")
@@ -376,7 +374,7 @@ def main(argv=None):
     parser.add_argument("--stacked-prompts-shapes", nargs="+", default=None, choices=list(SHAPES),
                         help="shapes at which the stacked-prompt step is timed (default: the family's on a CPU, every shape on CUDA)")
     parser.add_argument("--path", default="auto", choices=["auto", "bert", "vmap"], help="the vectorised path (auto: batched BERT for BERT models)")
-    parser.add_argument("--real-data", type=int, nargs="?", const=5, default=None, metavar="REPEATS",
+    parser.add_argument("--real-data", type=int, nargs="?", const=REAL_DATA_REPEATS, default=None, metavar="REPEATS",
                         help="also time steps on the offline default's training data through the shipped family's five models: padding dropped or kept "
                              "(8 and 32 examples), and micro-batches of 8 longest first against the drawn order (32 examples)")
     parser.add_argument("--real-data-only", action="store_true", help="time the real-data figures alone")
@@ -388,11 +386,10 @@ def main(argv=None):
     records = []
     if args.real_data or args.real_data_only:
         models, split, target_ids = offline_default_training(device=args.device)
-        repeats = args.real_data or 5
+        repeats = args.real_data or REAL_DATA_REPEATS
         for batch_size in (8, 32):
-            records.append(bench_padding(models, drawn_batches(split, batch_size, 6), target_ids, repeats, args.device, args.bf16, "offline default training split"))
-        records.append(bench_micro_batches(models, split, target_ids, repeats=repeats, device=args.device, bf16=args.bf16))
-        for record in records: emit({k: v for k, v in record.items() if k != "seconds"})
+            records.append(emit_record(bench_padding(models, drawn_batches(split, batch_size, 6), target_ids, repeats, args.device, args.bf16, "offline default training split")))
+        records.append(emit_record(bench_micro_batches(models, split, target_ids, repeats=repeats, device=args.device, bf16=args.bf16)))
         del models
     for shape in ([] if args.real_data_only else args.shapes):
         default_batch, text_length = DEFAULT_BATCH[shape]
@@ -420,20 +417,17 @@ def main(argv=None):
                     record["speedup_vectorized_over_full_logits_loop"] = round(median["full_logits_loop"] / median["vectorized"], 3)
                     record["speedup_loop_over_full_logits_loop"] = round(median["full_logits_loop"] / median["loop"], 3)   # what reading at [MASK] alone gives
                     if least: record["target_met_over_full_logits_loop"] = record["speedup_vectorized_over_full_logits_loop"] >= least
-                # every method against the loop: losses and prompt gradient
-                record["max_loss_diff"] = max(float((results["loop"][0] - results[n][0]).abs().max()) for n in names)
-                record["max_relative_grad_diff"] = max(float((results["loop"][1] - results[n][1]).abs().max() / results["loop"][1].abs().max()) for n in names)
-                record["seconds"] = seconds
-                emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
+                record.update(same_steps(results, "loop"), seconds=seconds)     # every method against the loop: losses and prompt gradient
+                records.append(emit_record(record))
             if args.random_lengths:
                 padded_batches = random_length_batches(shape, batch_size, text_length, 3)
                 record = bench_padding(family[:5], padded_batches, torch.tensor([5, 6]), args.repeats or DEFAULT_REPEATS[shape], args.device, args.bf16,
                                        f"random batches of texts of 8-{text_length} tokens")
-                emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
+                records.append(emit_record(record))
             if args.stacked_prompts and shape in stacked_shapes:
                 record = bench_stacked_prompts(family[:5], shape, args.stacked_prompts, args.repeats or STACKED_REPEATS[shape], batch_size, text_length, args.device, args.bf16,
                                               args.stacked_prompts_path)
-                emit({k: v for k, v in record.items() if k != "seconds"}); records.append(record)
+                records.append(emit_record(record))
         del family
     memory = [] if args.no_memory or args.real_data_only or args.device != "cpu" else [peak_memory(s, 5, *DEFAULT_BATCH[s]) for s in args.shapes]
     for m in memory: emit({"benchmark": "training_peak_memory", **m})

@@ -91,6 +91,12 @@ def emit(record: dict):
     print(json.dumps(record, default=str), flush=True)
 
 
+def emit_record(record: dict) -> dict:
+    "Print `record` as a JSON line without its per-repeat `seconds` (kept in the JSON file); returns it."
+    emit({k: v for k, v in record.items() if k != "seconds"})
+    return record
+
+
 def write_json(obj, path) -> Path:
     "Write `obj` as JSON to `path` atomically."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)

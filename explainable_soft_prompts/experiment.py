@@ -17,12 +17,12 @@ from .data import atomic_write, get_task, load_task_data
 from .evaluation import evaluate_prompt, majority_baseline, transfer_matrix
 from .models import FamilyBuildConfig, build_seed_family, family_members, load_family
 from .prompt import load_prompt, load_prompt_metadata
-from .training import (TrainConfig, TrainResult, barrier, distributed_world, make_trackers, run_fingerprint,
-                                               shared_fields, stack_prompts_here, stackable, train_prompts)
+from .training import (TrainConfig, TrainResult, barrier, distributed_world, make_trackers, read_checkpoint,
+                                               run_fingerprint, shared_fields, stack_prompts_here, stackable, train_prompts)
 
 # %% auto #0
 __all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest', 'results_key', 'ensure_family',
-           'model_short_names', 'finished_prompt', 'load_finished', 'read_checkpoint', 'clear_stale', 'checkpoint_step',
+           'model_short_names', 'finished_prompt', 'load_finished', 'clear_stale', 'checkpoint_step',
            'train_or_load_group', 'train_or_load', 'prompt_groups', 'train_all', 'test_table', 'promptability',
            'run_transfer', 'evaluate_run', 'check_held_out_split', 'write_run_params', 'prepare', 'run_experiment',
            'plan']
@@ -87,15 +87,10 @@ def load_finished(folder, names) -> TrainResult:
     history = pd.read_csv(metrics).to_dict("records") if metrics.exists() else []
     return TrainResult(load_prompt(folder), load_prompt(folder, initial=True), history, list(names))
 
-def read_checkpoint(folder) -> dict | None:
-    "The training checkpoint in `folder`, or None."
-    checkpoint = Path(folder) / "checkpoint.pt"
-    return torch.load(checkpoint, weights_only=False, map_location="cpu") if checkpoint.exists() else None
-
 def clear_stale(folder, fingerprint: str) -> None:
     "Remove from `folder` a prompt, or a checkpoint, trained with other parameters: it starts over."
-    state = read_checkpoint(folder)
-    stale = (Path(folder) / "soft_prompt.safetensors").exists() or (state is not None and state.get("fingerprint") != fingerprint)
+    stale = (Path(folder) / "soft_prompt.safetensors").exists() or (
+        (state := read_checkpoint(folder)) is not None and state.get("fingerprint") != fingerprint)
     if stale:
         for f in ("soft_prompt.safetensors", "init_soft_prompt.safetensors", "prompt.json", "checkpoint.pt", "metrics.csv"):
             (Path(folder) / f).unlink(missing_ok=True)

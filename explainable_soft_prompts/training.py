@@ -26,8 +26,8 @@ __all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'TRACKERS', 'INIT_FIELDS
            'StackedFamily', 'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world',
            'model_shard', 'rank_layout', 'sum_over_ranks', 'barrier', 'scatter_to_family', 'TensorBoardTracker',
            'WandbTracker', 'check_tracking', 'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint',
-           'shared_fields', 'stackable', 'stack_prompts_here', 'split_optimizer_state', 'stack_optimizer_states',
-           'train_prompt', 'train_prompts', 'toy_task_data']
+           'shared_fields', 'stackable', 'stack_prompts_here', 'read_checkpoint', 'split_optimizer_state',
+           'stack_optimizer_states', 'train_prompt', 'train_prompts', 'toy_task_data']
 
 # %% ../nbs/04_training.ipynb #2774444c
 def model_inputs(batch: dict, device=None) -> tuple:
@@ -223,8 +223,8 @@ class StackedFamily:
         """Vocabulary logits at `[MASK]` for every model: `[M, B, V]` (or `[M, P, B, V]` for `[P, L, H]` prompts).
         `layout`: the batched BERT's `packed_layout` (None: padded rows; auto: made here where the padding is dropped)."""
         if self.path == "bert":
-            unpad = self.unpad_here(prompt.device) if layout == "auto" else layout
-            return stacked_bert_logits(self.params, self.models[0].config, prompt, input_ids, attention_mask, mask_positions, unpad=unpad)
+            if layout == "auto": layout = self.layout(prompt, {"attention_mask": attention_mask, "mask_positions": mask_positions})
+            return stacked_bert_logits(self.params, self.models[0].config, prompt, input_ids, attention_mask, mask_positions, unpad=layout)
         def one(params, buffers):
             return functional_call(self.template, (params, buffers), (prompt, input_ids, attention_mask, mask_positions))
         return vmap(one)(self.params, self.buffers)
@@ -468,6 +468,11 @@ def stack_prompts_here(cfg: TrainConfig) -> bool:
     if cfg.stack_prompts is not None: return cfg.stack_prompts
     return cfg.resolved_device().type == "cuda" or not cfg.vectorized_here()
 
+def read_checkpoint(folder) -> dict | None:
+    "The training checkpoint in `folder` (`checkpoint.pt`, as `train_prompts` writes it), or None."
+    checkpoint = Path(folder) / "checkpoint.pt"
+    return torch.load(checkpoint, weights_only=False, map_location="cpu") if checkpoint.exists() else None
+
 def split_optimizer_state(state: dict, n_prompts: int) -> list:
     "One optimizer state per prompt from the state of an optimizer over `[P, L, H]` prompts (each a one-prompt state)."
     slice_of = lambda v, p: v[p].clone() if torch.is_tensor(v) and v.dim() == 3 and len(v) == n_prompts else v
@@ -528,7 +533,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
     # resume: every prompt's own checkpoint, all at one step
     step, histories, start = 0, [[] for _ in cfgs], time.time()
     checkpoints = [Path(d) / "checkpoint.pt" if d else None for d in run_dirs]
-    states = [torch.load(c, weights_only=False, map_location="cpu") if c and c.exists() else None for c in checkpoints]
+    states = [read_checkpoint(d) if d else None for d in run_dirs]
     for c, state, fingerprint in zip(checkpoints, states, fingerprints):
         if state and state["fingerprint"] != fingerprint:
             raise ValueError(f"{c} belongs to a run with other parameters. Fix: use another run folder or delete it.")
