@@ -193,7 +193,7 @@ def bench_stacked_prompts(models, shape: str, n_prompts: int, repeats: int, batc
             **same_steps(results, "separate"), "seconds": seconds}
 
 
-def micro_batch_plans(split, batch_size: int, micro: int, steps: int, seed: int = 42) -> dict:
+def micro_batch_plans(split, batch_size: int, micro: int, steps: int, seed: int = TrainConfig.seed) -> dict:
     """The first `steps` steps of epoch 0 as `train_prompts` draws them (seed `seed`), each as micro-batches three ways:
     `one_forward` (the step in one forward), `drawn_order` (micro-batches of `micro` in the drawn order, as before)
     and `longest_first` (`micro_batch_indices`, what `train_prompts` does)."""
@@ -238,7 +238,7 @@ def same_steps(results: dict, reference: str) -> dict:
             "max_relative_grad_diff": max(float((grad(reference) - grad(n)).abs().max() / grad(reference).abs().max()) for n in results)}
 
 
-def drawn_batches(split, batch_size: int, steps: int, seed: int = 42) -> list:
+def drawn_batches(split, batch_size: int, steps: int, seed: int = TrainConfig.seed) -> list:
     "The first `steps` batches of epoch 0 as `train_prompts` draws them (seed `seed`), collated."
     return [collate(split, step) for step in epoch_batches(len(split), batch_size, seed, 0)[:steps]]
 
@@ -283,12 +283,12 @@ def bench_padding(models, batches, target_ids, repeats: int, device="cpu", bf16=
 
 
 def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: int = 8, steps: int = 4, repeats: int = 5, device="cpu", path="auto",
-                        bf16=False) -> dict:
+                        bf16=False, seed: int = TrainConfig.seed) -> dict:
     """Whole optimizer steps of `batch_size` real examples in micro-batches of `micro`: longest first against the drawn
     order, and against the step in one forward; the same gradients; padded text tokens over real ones each way.
     `path`: the models' path (auto: what `train_prompts` takes on `device`)."""
     path, family_losses = models_path(models, path, device)
-    lengths, epoch_plans = split.lengths, micro_batch_plans(split, batch_size, micro, len(split))
+    lengths, epoch_plans = split.lengths, micro_batch_plans(split, batch_size, micro, len(split), seed)
     plans = {name: plan[:steps] for name, plan in epoch_plans.items()}
     prompt_init = bench_prompt(models[0].config.hidden_size, device)
     methods = {name: training_steps(family_losses, [[collate(split, chunk) for chunk in step] for step in plan], target_ids.to(device), prompt_init, device, bf16)
@@ -305,7 +305,8 @@ def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: 
 
 
 def offline_default_training(n_models: int = 5, device="cpu") -> tuple:
-    "The shipped family's first `n_models` models (on `device`) and the offline default's tokenised training split and verbalizer (params/mini.yml)."
+    """The shipped family's first `n_models` models (on `device`), the offline default's tokenised training split,
+    verbalizer and the seed its training draws batches with (params/mini.yml)."""
     from explainable_soft_prompts.config import load_params
     from explainable_soft_prompts.data import load_task_data
     from explainable_soft_prompts.models import family_members, load_family
@@ -314,7 +315,7 @@ def offline_default_training(n_models: int = 5, device="cpu") -> tuple:
     models, tokenizer = load_family(family_members(repo / params["family_dir"])[:n_models])
     data = load_task_data(params["task"], tokenizer, params["split_sizes"], params["split_seed"], max_length=params["max_length"],
                           prompt_length=params["prompt_length"])
-    return [m.to(device) for m in models], data.tokenized["train"], torch.tensor(data.verbalizer.token_ids)
+    return [m.to(device) for m in models], data.tokenized["train"], torch.tensor(data.verbalizer.token_ids), params.get("seed", TrainConfig.seed)
 
 
 def memory_mib(field: str) -> float:
@@ -385,11 +386,11 @@ def main(argv=None):
     stacked_shapes = stacked_prompt_shapes(args.stacked_prompts_shapes, args.device)
     records = []
     if args.real_data or args.real_data_only:
-        models, split, target_ids = offline_default_training(device=args.device)
+        models, split, target_ids, seed = offline_default_training(device=args.device)
         repeats = args.real_data or REAL_DATA_REPEATS
         for batch_size in (8, 32):
-            records.append(emit_record(bench_padding(models, drawn_batches(split, batch_size, 6), target_ids, repeats, args.device, args.bf16, "offline default training split")))
-        records.append(emit_record(bench_micro_batches(models, split, target_ids, repeats=repeats, device=args.device, bf16=args.bf16)))
+            records.append(emit_record(bench_padding(models, drawn_batches(split, batch_size, 6, seed), target_ids, repeats, args.device, args.bf16, "offline default training split")))
+        records.append(emit_record(bench_micro_batches(models, split, target_ids, repeats=repeats, device=args.device, bf16=args.bf16, seed=seed)))
         del models
     for shape in ([] if args.real_data_only else args.shapes):
         default_batch, text_length = DEFAULT_BATCH[shape]
