@@ -167,3 +167,11 @@ def test_padding_dropped_or_kept(tmp_path):
                          "--random-lengths", "--out", str(out)])
     padding = [r for r in json.loads(out.read_text())["records"] if r["benchmark"] == "padding"]
     assert [(r["models"], r["batch"]) for r in padding] == [(5, 3)] and padding[0]["max_relative_grad_diff"] < 1e-5
+
+
+def test_stacking_holds_no_second_copy_of_the_weights():
+    "The memory benchmark at the family's shape, M = 5: the models view the stack, and the process holds no second copy."
+    record = bench_training.peak_memory("family", 5, 2, 8)
+    assert record["models_view_the_stack"] is True and record["no_second_copy_of_weights"] is True
+    if record["vectorized_minus_loop_after_setup_trimmed_mib"] is not None:      # glibc: a copy would add the weights' 14 MiB
+        assert record["vectorized_minus_loop_after_setup_trimmed_mib"] < 0.5 * record["weights_mib"]
