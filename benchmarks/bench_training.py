@@ -341,7 +341,7 @@ def peak_memory_child(shape: str, n_models: int, vectorized: bool, batch_size: i
     weights = sum(p.numel() * p.element_size() for m in models for p in m.parameters()) / 2**20
     batch = random_batch(batch_size, text_length, SHAPES[shape]["vocab_size"])
     after_models = memory_mib("VmRSS")
-    step = make_step(models, "vectorized" if vectorized else "loop", batch, torch.tensor([5, 6]), torch.randn(16, SHAPES[shape]["hidden_size"]), "cpu")
+    step = make_step(models, "vectorized" if vectorized else "loop", batch, torch.tensor([5, 6]), bench_prompt(SHAPES[shape]["hidden_size"]), "cpu")
     setup = {"rss_after_setup_mib": memory_mib("VmRSS"), "peak_during_setup_mib": memory_mib("VmHWM")}   # stacking happens here
     setup["trimmed_rss_after_setup_mib"] = trimmed_rss_mib()
     stacks = {t.untyped_storage().data_ptr() for t in step.family.params.values()} if vectorized else set()

@@ -26,8 +26,8 @@ __all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'TRACKERS', 'INIT_FIELDS
            'StackedFamily', 'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world',
            'model_shard', 'rank_layout', 'sum_over_ranks', 'barrier', 'scatter_to_family', 'TensorBoardTracker',
            'WandbTracker', 'check_tracking', 'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint',
-           'shared_fields', 'stackable', 'stack_prompts_here', 'read_checkpoint', 'split_optimizer_state',
-           'stack_optimizer_states', 'train_prompt', 'train_prompts', 'toy_task_data']
+           'shared_fields', 'stackable', 'stack_prompts_here', 'checkpoint_path', 'read_checkpoint',
+           'split_optimizer_state', 'stack_optimizer_states', 'train_prompt', 'train_prompts', 'toy_task_data']
 
 # %% ../nbs/04_training.ipynb #2774444c
 def model_inputs(batch: dict, device=None) -> tuple:
@@ -468,9 +468,13 @@ def stack_prompts_here(cfg: TrainConfig) -> bool:
     if cfg.stack_prompts is not None: return cfg.stack_prompts
     return cfg.resolved_device().type == "cuda" or not cfg.vectorized_here()
 
+def checkpoint_path(folder) -> Path:
+    "Where `train_prompts` keeps the training checkpoint of a prompt's run folder."
+    return Path(folder) / "checkpoint.pt"
+
 def read_checkpoint(folder) -> dict | None:
-    "The training checkpoint in `folder` (`checkpoint.pt`, as `train_prompts` writes it), or None."
-    checkpoint = Path(folder) / "checkpoint.pt"
+    "The training checkpoint in `folder` (`checkpoint_path`), or None."
+    checkpoint = checkpoint_path(folder)
     return torch.load(checkpoint, weights_only=False, map_location="cpu") if checkpoint.exists() else None
 
 def split_optimizer_state(state: dict, n_prompts: int) -> list:
@@ -532,7 +536,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
 
     # resume: every prompt's own checkpoint, all at one step
     step, histories, start = 0, [[] for _ in cfgs], time.time()
-    checkpoints = [Path(d) / "checkpoint.pt" if d else None for d in run_dirs]
+    checkpoints = [checkpoint_path(d) if d else None for d in run_dirs]
     states = [read_checkpoint(d) if d else None for d in run_dirs]
     for c, state, fingerprint in zip(checkpoints, states, fingerprints):
         if state and state["fingerprint"] != fingerprint:
