@@ -1,6 +1,8 @@
 "The environment files agree: Makefile, Dockerfile and environment.yml install one pinned, hash-checked set."
 import configparser
 import re
+import shutil
+import subprocess
 from importlib import metadata
 
 import pytest
@@ -72,3 +74,14 @@ def test_the_installed_environment_is_the_locked_one():
         except metadata.PackageNotFoundError: installed = None
         if installed != version: wrong[name] = (version, installed)
     assert not wrong, f"installed versions differ from requirements-lock.txt: {wrong}"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_reproduce_keeps_the_executed_notebooks_in_the_runs_folder():
+    "`make reproduce PARAMS=f` puts the executed notebooks in outputs/<run_name>, where the notebooks write the run's results."
+    for params in sorted((REPO / "params").glob("*.yml")):
+        run_name = yaml.safe_load(params.read_text()).get("run_name", "mini")
+        recipe = subprocess.run(["make", "-s", "-n", "reproduce", f"PARAMS=params/{params.name}"], cwd=REPO,
+                                capture_output=True, text=True, check=True).stdout
+        assert f"mkdir -p outputs/{run_name}\n" in recipe, params.name
+        assert f"outputs/{run_name}/analyse_and_report.ipynb -f params/{params.name}" in recipe, params.name
