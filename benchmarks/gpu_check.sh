@@ -14,7 +14,8 @@ MODELS=${MODELS:-"1 2 5 10"}
 BATCHES=${BATCHES:-"4 32"}     # examples per training step: the CPU benchmark's 4, and one near the study's GPU micro-batch
 BF16=$( [ "$DEVICE" = cuda ] && echo --bf16 || true )
 failed=()
-step() { local t=$(date +%s); echo "== $*"; "$@" || failed+=("$(basename "$2")"); echo "== $(basename "$2"): $(( $(date +%s) - t )) s"; }
+# a step is named by its script or test file
+step() { local t=$(date +%s) name; name=$(basename "$(printf '%s\n' "$@" | grep -m1 '\.py')"); echo "== $*"; "$@" || failed+=("$name"); echo "== $name: $(( $(date +%s) - t )) s"; }
 $PY -c "import torch; print('device:', torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu', '| torch', torch.__version__)"
 start=$(date +%s)
 step $PY benchmarks/bench_training.py --shapes bert-base --models $MODELS --batch $BATCHES --device $DEVICE $BF16 --repeats $REPEATS --no-memory --stacked-prompts-shapes bert-base --random-lengths --out outputs/bench/gpu_training.json
@@ -23,5 +24,7 @@ step $PY benchmarks/bench_masking.py --shape bert-base --models 5 --examples ${E
 step $PY benchmarks/bench_peft.py --shapes bert-base --batch ${PEFT_BATCHES:-8 32} --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_peft.json
 step $PY benchmarks/bench_flops.py --shapes bert-base --models 5 --batch ${BATCHES##* } --device $DEVICE $BF16 --repeats $REPEATS --out outputs/bench/gpu_flops.json
 step $PY benchmarks/gpu_pipeline.py --device $DEVICE --out outputs/bench/gpu_pipeline.json
+# the tests that need a GPU (skipped on a CPU): evaluation takes models that stayed on the CPU to the GPU
+[ "$DEVICE" = cuda ] && step $PY -m pytest -q tests/test_foundation.py -k gpu
 echo "gpu_check: $(( $(date +%s) - start )) s${failed:+, failed: ${failed[*]}}"
 [ ${#failed[@]} -eq 0 ]

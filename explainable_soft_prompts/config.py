@@ -12,7 +12,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['TRAIN_KEYS', 'ANALYSIS_DEFAULTS', 'ExperimentConfig', 'experiment_config', 'load_params', 'family_references',
-           'prompt_specs', 'prompt_train_config', 'check_config']
+           'prompt_specs', 'prompt_train_config', 'whole_number', 'check_config']
 
 # %% ../nbs/00_config.ipynb #c2f4962e
 TRAIN_KEYS = ("prompt_length", "init", "init_seed", "init_text", "init_combine", "seed", "epochs", "batch_size",
@@ -99,9 +99,14 @@ def prompt_specs(cfg: ExperimentConfig) -> dict:
     return specs
 
 def prompt_train_config(cfg: ExperimentConfig, name: str):
-    "The training config of one prompt: the run's parameters with the prompt's own on top."
+    """The checked training config of one prompt: the run's parameters with the prompt's own on top. Checked, so that
+    numbers given as strings are numbers everywhere the config is read (its fingerprint above all)."""
     from explainable_soft_prompts.training import TrainConfig
-    return TrainConfig(**{**cfg.train, **prompt_specs(cfg)[name][1]})
+    return TrainConfig(**{**cfg.train, **prompt_specs(cfg)[name][1]}).check()
+
+def whole_number(value) -> bool:
+    "Is `value` an int (not a bool), or a float without a fractional part?"
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
 
 def check_config(cfg: ExperimentConfig):
     "Refuse bad parameters before any expensive work; return the checked `TrainConfig`."
@@ -115,16 +120,16 @@ def check_config(cfg: ExperimentConfig):
         data_dir = cfg.data_dir or os.environ.get("ESP_DATA_DIR")
         if not data_dir: raise ValueError("`data_source: local` needs `data_dir` (or the ESP_DATA_DIR environment variable), e.g. ../shared/data.")
         if not Path(data_dir).exists(): raise FileNotFoundError(f"`data_dir` {data_dir} does not exist. Fix: point it at a folder with <task>/<split>.jsonl files.")
-    if cfg.split_sizes is not None and (len(cfg.split_sizes) != 3 or any(int(s) < 1 for s in cfg.split_sizes)):
-        raise ValueError(f"`split_sizes` must be three positive sizes (train, validation, test), got {cfg.split_sizes}.")
+    if cfg.split_sizes is not None and (len(cfg.split_sizes) != 3 or any(not whole_number(s) or s < 1 for s in cfg.split_sizes)):
+        raise ValueError(f"`split_sizes` must be three positive whole numbers (train, validation, test), got {cfg.split_sizes}.")
     for m in cfg.models or []: check_model_reference(m)
     refs = family_references(cfg)
     n_models = len(refs) if refs is not None else FamilyBuildConfig().n_models
     for name, (idx, overrides) in prompt_specs(cfg).items():
         bad = sorted(set(overrides) - set(TRAIN_KEYS))
         if bad: raise ValueError(f"Prompt {name!r} sets unknown training parameters {bad} (parameter `prompts`). Known: {list(TRAIN_KEYS)}.")
-        TrainConfig(**{**cfg.train, **overrides}).check()
-        if not idx or any(not isinstance(i, int) or not 0 <= i < n_models for i in idx):
+        prompt_train_config(cfg, name)
+        if not idx or any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n_models for i in idx):
             raise ValueError(f"Prompt {name!r} trains on models {idx}, but the family has models 0..{n_models - 1} (parameter `prompts`).")
         if len(set(idx)) != len(idx): raise ValueError(f"Prompt {name!r} lists a model twice: {idx} (parameter `prompts`).")
     from explainable_soft_prompts.training import check_tracking

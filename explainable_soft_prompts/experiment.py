@@ -18,14 +18,14 @@ from .evaluation import evaluate_prompt, majority_baseline, transfer_matrix
 from .models import FamilyBuildConfig, build_seed_family, family_members, load_family
 from .prompt import load_prompt, load_prompt_metadata
 from .training import (TrainConfig, TrainResult, barrier, distributed_world, make_trackers, read_checkpoint,
-                                               run_fingerprint, shared_fields, stack_prompts_here, stackable, train_prompts)
+                                               process_device, run_fingerprint, shared_fields, stack_prompts_here, stackable, train_prompts)
 
 # %% auto #0
 __all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest', 'results_key', 'ensure_family',
            'model_short_names', 'finished_prompt', 'load_finished', 'clear_stale', 'checkpoint_step',
            'train_or_load_group', 'train_or_load', 'prompt_groups', 'train_all', 'test_table', 'promptability',
-           'run_transfer', 'evaluate_run', 'check_held_out_split', 'write_run_params', 'prepare', 'run_experiment',
-           'plan']
+           'run_transfer', 'evaluate_run', 'family_positions', 'check_max_length', 'held_out_split',
+           'check_held_out_split', 'write_run_params', 'prepare', 'run_experiment', 'plan']
 
 # %% ../nbs/07_experiment.ipynb #a464fdfa
 logger = logging.getLogger(__name__)
@@ -189,15 +189,35 @@ def evaluate_run(run_dir, results: dict, models, names, data, train_cfg: TrainCo
             cached_table(tables / "transfer.csv", key, lambda: run_transfer(results, models, names, data, train_cfg, progress)))
 
 # %% ../nbs/07_experiment.ipynb #1bebcf2e
+def family_positions(refs) -> int | None:
+    """Positions the family's models embed, read without loading them: the self-built family's when it is still to be
+    built (`refs` None), else a local model's `config.json`; None for Hub ids (checked once they load)."""
+    if refs is None: return FamilyBuildConfig().max_positions
+    config = Path(str(refs[0])) / "config.json"
+    return int(json.loads(config.read_text())["max_position_embeddings"]) if config.exists() else None
+
+def check_max_length(cfg: ExperimentConfig, positions: int | None) -> None:
+    "Refuse a `max_length` (prompt plus example) longer than the models' `positions` (None: not known yet)."
+    if positions is not None and cfg.max_length > positions:
+        raise ValueError(f"`max_length` {cfg.max_length} (prompt plus example) exceeds the models' {positions} positions. "
+                         f"Fix: set `max_length` to {positions} or less.")
+
+def held_out_split(refs) -> dict | None:
+    """The offline task's split a self-built family held out of pretraining (`task_split_sizes`, `task_split_seed`):
+    from its `family.json`, or the build's own when it is still to be built (`refs` None); None for other families."""
+    if refs is None: return {"task_split_sizes": list(FamilyBuildConfig().task_split_sizes), "task_split_seed": FamilyBuildConfig().task_split_seed}
+    record = Path(str(refs[0])).parent / "family.json"
+    return json.loads(record.read_text())["config"] if record.exists() else None
+
 def check_held_out_split(cfg: ExperimentConfig, refs) -> None:
     "A self-built family held the offline task's evaluation tweets out of pretraining: refuse another split of that task."
-    record = Path(str(refs[0])).parent / "family.json"
-    if cfg.task != "tweet_sentiment" or not record.exists(): return
-    built = json.loads(record.read_text())["config"]
+    built = held_out_split(refs)
+    if cfg.task != "tweet_sentiment" or built is None: return
     sizes = list(cfg.split_sizes or get_task(cfg.task).default_split_sizes)
     if [int(s) for s in built["task_split_sizes"]] != [int(s) for s in sizes] or int(built["task_split_seed"]) != int(cfg.split_seed):
-        raise ValueError(f"The family in {record.parent} held out the tweet_sentiment split {built['task_split_sizes']} (seed {built['task_split_seed']}) "
-                         f"from pretraining; `split_sizes` {sizes} / `split_seed` {cfg.split_seed} would test on tweets it saw. "
+        family = Path(str(refs[0])).parent if refs else f"to be built in {cfg.family_dir}"
+        raise ValueError(f"The family {family} holds the tweet_sentiment split {built['task_split_sizes']} (seed {built['task_split_seed']}) "
+                         f"out of pretraining; `split_sizes` {sizes} / `split_seed` {cfg.split_seed} would test on tweets it saw. "
                          f"Fix: use that split, or build a family for yours.")
 
 def write_run_params(params: dict, run_dir) -> Path:
@@ -208,17 +228,18 @@ def prepare(params: dict, progress: bool = True, task_data=None):
     "Checked config, training config, models, their names, tokenizer and task data (`task_data(tokenizer)` overrides) for a run."
     cfg = experiment_config(params)
     train_cfg = check_config(cfg)
-    write_run_params(params, cfg.run_dir)
+    known = family_references(cfg)                              # before the family is built or downloaded
+    check_max_length(cfg, family_positions(known))
+    if task_data is None: check_held_out_split(cfg, known)
+    write_run_params(params, cfg.run_dir)                       # only for a run that passed the checks
     refs = ensure_family(cfg)
     models, tokenizer = load_family(refs)
     names = model_short_names(refs)
     if len(set(names)) != len(names): names = [str(r) for r in refs]
-    positions = models[0].config.max_position_embeddings
-    if cfg.max_length > positions:
-        raise ValueError(f"`max_length` {cfg.max_length} (prompt plus example) exceeds the models' {positions} positions. "
-                         f"Fix: set `max_length` to {positions} or less.")
+    check_max_length(cfg, models[0].config.max_position_embeddings)   # Hub models: now that they are here
+    device = process_device(train_cfg)                          # every stage runs the models where they are
+    models = [m.to(device) for m in models]
     if task_data is not None: return cfg, train_cfg, models, names, tokenizer, task_data(tokenizer)
-    check_held_out_split(cfg, refs)
     data = load_task_data(cfg.task, tokenizer, cfg.split_sizes, cfg.split_seed, cfg.allow_shrink, cfg.data_source,
                           cfg.data_dir or os.environ.get("ESP_DATA_DIR"), cfg.source_split, cfg.label_words,
                           cfg.max_length, max(prompt_train_config(cfg, n).prompt_length for n in cfg.prompts))
@@ -240,6 +261,8 @@ def plan(params: dict) -> pd.DataFrame:
     "Check every parameter and list the prompts a run would train, with their models and optimizer steps."
     cfg = experiment_config(params)
     check_config(cfg)
+    check_max_length(cfg, family_positions(family_references(cfg)))
+    check_held_out_split(cfg, family_references(cfg))
     refs = family_references(cfg) or [f"{cfg.family_dir}/seed_{i}" for i in range(FamilyBuildConfig().n_models)]
     n_train = (cfg.split_sizes or get_task(cfg.task).default_split_sizes)[0]
     rows, training_pass = [], {name: k for k, group in enumerate(prompt_groups(cfg)) for name in group}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_training.ipynb #8865114f
 from __future__ import annotations
-import csv, hashlib, json, math, os, time
+import csv, hashlib, json, math, os, time, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
@@ -20,14 +20,15 @@ from .data import (TASKS, TaskData, atomic_torch_save, atomic_write, collate, ma
 from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, prepend_prompts, prompted_rows, save_prompt
 
 # %% auto #0
-__all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'TRACKERS', 'INIT_FIELDS', 'model_inputs', 'example_losses',
+__all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'KIND_WORDS', 'TRACKERS', 'INIT_FIELDS', 'model_inputs', 'example_losses',
            'mask_losses', 'family_losses_loop', 'plain_bert', 'same_architecture', 'stacked_linear',
            'stacked_layer_norm', 'PackedLayout', 'packed_layout', 'stacked_bert_logits', 'eager_skeleton',
-           'StackedFamily', 'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world',
-           'model_shard', 'rank_layout', 'sum_over_ranks', 'barrier', 'scatter_to_family', 'TensorBoardTracker',
-           'WandbTracker', 'check_tracking', 'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint',
-           'shared_fields', 'stackable', 'stack_prompts_here', 'checkpoint_path', 'read_checkpoint',
-           'split_optimizer_state', 'stack_optimizer_states', 'train_prompt', 'train_prompts', 'toy_task_data']
+           'StackedFamily', 'typed_value', 'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast',
+           'distributed_world', 'process_device', 'model_shard', 'rank_layout', 'idle_data_parallel_groups',
+           'sum_over_ranks', 'barrier', 'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking',
+           'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint', 'shared_fields', 'stackable',
+           'stack_prompts_here', 'checkpoint_path', 'read_checkpoint', 'split_optimizer_state',
+           'stack_optimizer_states', 'train_prompt', 'train_prompts', 'toy_task_data']
 
 # %% ../nbs/04_training.ipynb #2774444c
 def model_inputs(batch: dict, device=None) -> tuple:
@@ -236,6 +237,25 @@ class StackedFamily:
         return mask_losses(logits, target_ids.to(device)[batch["labels"].to(device)])
 
 # %% ../nbs/04_training.ipynb #19a879bc
+KIND_WORDS = {int: "a whole number", float: "a finite number", bool: "true or false"}
+
+def typed_value(value, kind):
+    """`value` as `kind` (int, float or bool), or None when it is not one: numbers may come as strings (`"1e-3"`),
+    counts as whole floats (`2.0`), and true/false as strings; never a bool as a number or a number as a bool."""
+    if kind is bool:
+        if isinstance(value, bool): return value
+        word = value.strip().lower() if isinstance(value, str) else None
+        return {"true": True, "false": False}.get(word)
+    if isinstance(value, bool): return None
+    if isinstance(value, str):
+        try: value = int(value)
+        except ValueError:
+            try: value = float(value)
+            except ValueError: return None
+    if isinstance(value, int): return value if kind is int else float(value)
+    if not isinstance(value, float) or not math.isfinite(value): return None
+    return float(value) if kind is float else (int(value) if value.is_integer() else None)
+
 @dataclass
 class TrainConfig:
     "How one prompt is initialised and trained."
@@ -264,16 +284,15 @@ class TrainConfig:
     device: str = "auto"
 
     def check(self) -> "TrainConfig":
-        "Fail on values that cannot train, naming the parameter and the fix (numbers given as strings, like YAML's `1e-3`, are converted)."
+        """Fail on values that cannot train, naming the parameter and the fix. Converts what is meant unambiguously:
+        numbers given as strings (YAML reads `1e-3` as one), whole floats for counts, `true`/`false` as strings."""
         problems = []
         for f in fields(self):
-            value = getattr(self, f.name)
-            kind = {"int": int, "float": float, "bool": bool}.get(str(f.type).split(" |")[0])
-            if kind in (int, float) and isinstance(value, str):
-                try: setattr(self, f.name, kind(float(value)) if kind is int else float(value))
-                except ValueError: problems.append(f"`{f.name}` must be a number, got {value!r}")
-            elif kind in (int, float) and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                problems.append(f"`{f.name}` must be a number, got {value!r}")
+            value, kind = getattr(self, f.name), {"int": int, "float": float, "bool": bool}.get(str(f.type).split(" |")[0])
+            if kind is None or (value is None and "None" in str(f.type)): continue
+            converted = typed_value(value, kind)
+            if converted is None: problems.append(f"`{f.name}` must be {KIND_WORDS[kind]}, got {value!r}")
+            else: setattr(self, f.name, converted)
         if problems: raise ValueError("Bad training parameters: " + "; ".join(problems) + ".")
         if self.prompt_length < 1: problems.append(f"`prompt_length` must be at least 1, got {self.prompt_length}")
         if self.epochs < 1: problems.append(f"`epochs` must be at least 1, got {self.epochs}")
@@ -318,8 +337,11 @@ def split_loss_accuracy(models, prompt, split, target_ids, batch_size: int = 128
     """Loss and accuracy of `prompt` on every model over a whole split: two tensors `[M]` (or `[M, P]` for `[P, L, H]` prompts).
     `batch_size` counts sequences per forward: P prompt variants share it (P variants of B/P examples), which keeps
     activations small enough for the CPU's caches (a P-fold batch was slower than P passes, see bench_masking).
-    `length_sorted` batches examples of similar length together, so little is padded; the sums do not depend on the order."""
-    device = device or next(models[0].parameters()).device      # where the models are, whatever the prompt's device
+    `length_sorted` batches examples of similar length together, so little is padded; the sums do not depend on the order.
+    `device`: where to run (the models move there, in place); by default where the models are."""
+    device = torch.device(device) if device is not None else next(models[0].parameters()).device   # default: where the models are
+    with torch.inference_mode(False):                           # moved in place, as training does; outside inference mode,
+        models = [m.to(device) for m in models]                 # so the weights stay usable for training afterwards
     prompt = prompt.to(device); target_ids = target_ids.to(device)
     loss_sum, correct = 0.0, 0.0
     examples_per_forward = max(1, batch_size // (prompt.shape[0] if prompt.dim() == 3 else 1))
@@ -344,6 +366,11 @@ def distributed_world() -> tuple:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
+def process_device(cfg: TrainConfig) -> torch.device:
+    "Where this process runs the models: the config's device, and under torchrun on CUDA the rank's own GPU (`LOCAL_RANK`)."
+    device, (rank, world) = cfg.resolved_device(), distributed_world()
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank))) if world > 1 and device.type == "cuda" else device
+
 def model_shard(n_models: int, rank: int, world_size: int) -> list:
     "Indices of the models rank `rank` holds: contiguous shares whose sizes differ by at most one (none for ranks past the last model)."
     if world_size > n_models: return [rank] if rank < n_models else []
@@ -356,6 +383,10 @@ def rank_layout(rank: int, world_size: int, groups: int = 1) -> tuple:
         raise ValueError(f"`data_parallel_groups` {groups} must divide the {world_size} processes. Fix: choose a divisor of the process count, or 1.")
     per_group = world_size // groups
     return rank // per_group, rank % per_group, per_group
+
+def idle_data_parallel_groups(cfg: TrainConfig, groups: int) -> int:
+    "How many of `groups` data-parallel groups draw no micro-batch in a full step (a step has ceil(batch_size / micro_batch_size))."
+    return max(0, groups - -(-cfg.batch_size // (cfg.micro_batch_size or cfg.batch_size)))
 
 def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
     "`tensor` summed over all ranks, in place (a no-op in one process)."
@@ -507,10 +538,12 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
     rank, world = distributed_world()
     group, group_rank, per_group = rank_layout(rank, world, cfg.data_parallel_groups if world > 1 else 1)
     groups = world // per_group
+    if rank == 0 and idle_data_parallel_groups(cfg, groups):
+        warnings.warn(f"{idle_data_parallel_groups(cfg, groups)} of the {groups} data-parallel groups draw no micro-batch in a step. "
+                      f"Fix: set `micro_batch_size` to at most {cfg.batch_size // groups} (`batch_size` / `data_parallel_groups`).")
     mine = model_shard(len(models), group_rank, per_group)       # all models in one process
     n_models, lead = len(models), rank == 0                      # only rank 0 writes files and shows progress
-    device = cfg.resolved_device()
-    if world > 1 and device.type == "cuda": device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+    device = process_device(cfg)
     fingerprints = [run_fingerprint(c, models, model_names, data) for c in cfgs]
     as_stack = lambda tensors: torch.stack(tensors) if stacked else tensors[0]       # P prompts' tensors -> [P, L, H], or [L, H] for one
     as_list = lambda t: [x.clone() for x in t] if stacked else [t]                   # and back: each prompt's own copy

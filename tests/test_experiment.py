@@ -61,7 +61,7 @@ def test_second_run_skips_finished_work(tmp_path):
     stamps = [p.stat().st_mtime_ns for p in results]
     with pytest.raises(pm.PapermillExecutionError):
         run_both({**changed, "epochs": "many"}, out)
-    assert "`epochs` must be a number" in (out / "train_and_evaluate.ipynb").read_text()
+    assert "`epochs` must be a whole number" in (out / "train_and_evaluate.ipynb").read_text()
     assert [p.stat().st_mtime_ns for p in results] == stamps and all(p.exists() for p in results)
 
 
@@ -79,6 +79,9 @@ def test_papermill_refuses_a_typo_before_training(tmp_path):
     ({"models": ["./missing/model"]}, "does not exist"),
     ({"split_sizes": [10, 5]}, "split_sizes"),
     ({"prompts": {"p": [0, 7]}}, "models 0..2"),
+    ({"vectorized": "maybe"}, "`vectorized` must be true or false"),
+    ({"lr": "nan"}, "`lr` must be a finite number"),
+    ({"split_sizes": [32.5, 12, 12]}, "whole numbers"),
 ])
 def test_bad_parameters_fail_before_any_work(tmp_path, bad, message):
     params = {**micro_setup(tmp_path), **bad}

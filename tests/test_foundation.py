@@ -7,7 +7,7 @@ from conftest import SHARED
 from explainable_soft_prompts.data import make_verbalizer, tiny_tokenizer, collate
 from explainable_soft_prompts.models import tiny_family
 from explainable_soft_prompts.prompt import load_prompt
-from explainable_soft_prompts.training import StackedFamily, TrainConfig, family_losses_loop, toy_task_data, train_prompt
+from explainable_soft_prompts.training import StackedFamily, TrainConfig, family_losses_loop, split_loss_accuracy, toy_task_data, train_prompt
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,16 @@ def test_study_prompts_load():
         assert trained.shape == initial.shape and trained.shape[1] == 768
         assert trained.shape[0] == (2 if run.name.endswith("_sp") else 16)
         assert torch.isfinite(trained).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (run by benchmarks/gpu_check.sh)")
+def test_evaluation_on_a_gpu_takes_cpu_models_there_and_leaves_them_trainable(setup):
+    "Models that were never trained in this process (a family's spare, a second run) are evaluated on the GPU asked for."
+    tok, _, data = setup
+    models = tiny_family(2, tok, hidden_size=16, layers=2, seed=7)                  # on the CPU
+    targets = torch.tensor(data.verbalizer.token_ids)
+    loss, accuracy = split_loss_accuracy(models, torch.randn(4, 16), data.tokenized["test"], targets, device="cuda")
+    assert loss.shape == accuracy.shape == (2,) and torch.isfinite(loss).all()
+    assert all(p.device.type == "cuda" and not p.is_inference() for m in models for p in m.parameters())
+    trained = train_prompt(models, data, TrainConfig(prompt_length=4, epochs=1, batch_size=8, device="cuda"), progress=False)
+    assert trained.prompt.isfinite().all()
