@@ -252,7 +252,7 @@ def typed_value(value, kind):
         except ValueError:
             try: value = float(value)
             except ValueError: return None
-    if isinstance(value, int): return value if kind is int else float(value)
+    if isinstance(value, int): return value          # an int is a number of either kind (kept: a finished run's fingerprint holds it)
     if not isinstance(value, float) or not math.isfinite(value): return None
     return float(value) if kind is float else (int(value) if value.is_integer() else None)
 
