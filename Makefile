@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 PARAMS ?= params/mini.yml
 # the run's folder, where the notebooks write its results: outputs/<run_name>, the parameter file's `run_name`
 # or the notebooks' default (mini)
-RUN ?= $(or $(shell sed -n 's/^run_name:[[:space:]]*//p' $(PARAMS) 2>/dev/null | tr -d "\"'\r" | head -n 1),mini)
+RUN ?= $(or $(shell sed -n 's/^run_name:[[:space:]]*["'"'"']\{0,1\}\([^"'"'"'\#[:space:]]*\).*/\1/p' $(PARAMS) 2>/dev/null | head -n 1),mini)
 FAMILY_DIR ?= families/tweets-mini
 STAMP := $(VENV)/.installed
 # progress bars as plain text lines, which papermill copies into its log (a widget would be invisible there)

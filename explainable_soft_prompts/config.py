@@ -4,15 +4,15 @@
 
 # %% ../nbs/00_config.ipynb #0f344bee
 from __future__ import annotations
-import os
+import math, os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
 # %% auto #0
-__all__ = ['TRAIN_KEYS', 'ANALYSIS_DEFAULTS', 'ExperimentConfig', 'experiment_config', 'load_params', 'family_references',
-           'prompt_specs', 'prompt_train_config', 'whole_number', 'check_config']
+__all__ = ['TRAIN_KEYS', 'ANALYSIS_DEFAULTS', 'KIND_WORDS', 'typed_value', 'ExperimentConfig', 'experiment_config', 'load_params',
+           'family_references', 'prompt_specs', 'prompt_train_config', 'check_config']
 
 # %% ../nbs/00_config.ipynb #c2f4962e
 TRAIN_KEYS = ("prompt_length", "init", "init_seed", "init_text", "init_combine", "seed", "epochs", "batch_size",
@@ -22,6 +22,25 @@ TRAIN_KEYS = ("prompt_length", "init", "init_seed", "init_text", "init_combine",
 ANALYSIS_DEFAULTS = {"random_seeds": 5,          # random-masking baseline: subsets per model
                      "k": 7,                     # k-NN vote
                      "vocabulary_sample": 1000}  # vocabulary rows per model in the t-SNE maps
+
+KIND_WORDS = {int: "a whole number", float: "a finite number", bool: "true or false"}
+
+def typed_value(value, kind):
+    """`value` as `kind` (int, float or bool), or None when it is not one: numbers may come as strings (`"1e-3"`),
+    counts as whole floats (`2.0`), and true/false as strings; never a bool as a number or a number as a bool."""
+    if kind is bool:
+        if isinstance(value, bool): return value
+        word = value.strip().lower() if isinstance(value, str) else None
+        return {"true": True, "false": False}.get(word)
+    if isinstance(value, bool): return None
+    if isinstance(value, str):                      # as the string reads: "2" an int, "0" for a float 0.0
+        try: value = int(value) if kind is int else float(value)
+        except ValueError:
+            try: value = float(value)
+            except ValueError: return None
+    if isinstance(value, int): return value          # an int is a number of either kind (kept: a finished run's fingerprint holds it)
+    if not isinstance(value, float) or not math.isfinite(value): return None
+    return float(value) if kind is float else (int(value) if value.is_integer() else None)
 
 @dataclass
 class ExperimentConfig:
@@ -68,7 +87,15 @@ def experiment_config(params: dict) -> ExperimentConfig:
     if unknown: raise ValueError(f"Unknown parameters {unknown}. Known: {sorted(known - {'train'}) + list(TRAIN_KEYS)}.")
     bad_train = sorted(set(params["train"]) - set(TRAIN_KEYS))
     if bad_train: raise ValueError(f"Unknown training parameters {bad_train}. Known: {list(TRAIN_KEYS)}.")
-    return ExperimentConfig(**params)
+    cfg = ExperimentConfig(**params)
+    for f in fields(cfg):                       # numbers and true/false as strings (YAML's `1e3`, papermill's `-p`) converted
+        kind, value = {"int": int, "bool": bool}.get(str(f.type).split(" |")[0]), getattr(cfg, f.name)
+        if kind is None or value is None: continue
+        if typed_value(value, kind) is None: raise ValueError(f"`{f.name}` must be {KIND_WORDS[kind]}, got {value!r}.")
+        setattr(cfg, f.name, typed_value(value, kind))
+    if isinstance(cfg.split_sizes, (list, tuple)):
+        cfg.split_sizes = [s if typed_value(s, int) is None else typed_value(s, int) for s in cfg.split_sizes]
+    return cfg
 
 def load_params(path) -> dict:
     "The parameters in a YAML file (a papermill parameter file)."
@@ -104,9 +131,6 @@ def prompt_train_config(cfg: ExperimentConfig, name: str):
     from explainable_soft_prompts.training import TrainConfig
     return TrainConfig(**{**cfg.train, **prompt_specs(cfg)[name][1]}).check()
 
-def whole_number(value) -> bool:
-    "Is `value` an int (not a bool), or a float without a fractional part?"
-    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
 
 def check_config(cfg: ExperimentConfig):
     "Refuse bad parameters before any expensive work; return the checked `TrainConfig`."
@@ -120,7 +144,7 @@ def check_config(cfg: ExperimentConfig):
         data_dir = cfg.data_dir or os.environ.get("ESP_DATA_DIR")
         if not data_dir: raise ValueError("`data_source: local` needs `data_dir` (or the ESP_DATA_DIR environment variable), e.g. ../shared/data.")
         if not Path(data_dir).exists(): raise FileNotFoundError(f"`data_dir` {data_dir} does not exist. Fix: point it at a folder with <task>/<split>.jsonl files.")
-    if cfg.split_sizes is not None and (len(cfg.split_sizes) != 3 or any(not whole_number(s) or s < 1 for s in cfg.split_sizes)):
+    if cfg.split_sizes is not None and (len(cfg.split_sizes) != 3 or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in cfg.split_sizes)):
         raise ValueError(f"`split_sizes` must be three positive whole numbers (train, validation, test), got {cfg.split_sizes}.")
     for m in cfg.models or []: check_model_reference(m)
     refs = family_references(cfg)

@@ -12,7 +12,7 @@ from .analysis import group_masking_losses
 from .config import check_config, experiment_config, load_params
 from .experiment import cached_table, evaluate_run, is_cached, prepare, train_all
 from .report import analysis_key, masking_frame, prompt_models, report_run, token_masking_table_path
-from .training import barrier, distributed_world, model_shard
+from .training import barrier, distributed_world, model_shard, process_device
 
 # %% auto #0
 __all__ = ['chosen_backend', 'init_process_group', 'sharded_masking_losses', 'run_distributed', 'main', 'exit_now_if_distributed']
@@ -66,7 +66,8 @@ def run_distributed(params: dict, report: bool = True, progress: bool = True) ->
             key = analysis_key(name, result, split, seeds, settings["k"])
             path = token_masking_table_path(cfg.run_dir / "tables", name)
             if is_cached(path, key): continue                       # every rank reads the same file: all skip together
-            losses = sharded_masking_losses(prompt_models(result, models, names), result.prompt, split, target_ids, train_cfg.eval_batch_size)
+            losses = sharded_masking_losses(prompt_models(result, models, names), result.prompt, split, target_ids, train_cfg.eval_batch_size,
+                                            process_device(train_cfg))
             if rank == 0: cached_table(path, key, lambda: masking_frame(losses, result.model_names))
         barrier()
     timings["token masking"] = time.time() - start; start = time.time()

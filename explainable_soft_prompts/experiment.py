@@ -189,12 +189,16 @@ def evaluate_run(run_dir, results: dict, models, names, data, train_cfg: TrainCo
             cached_table(tables / "transfer.csv", key, lambda: run_transfer(results, models, names, data, train_cfg, progress)))
 
 # %% ../nbs/07_experiment.ipynb #1bebcf2e
-def family_positions(refs) -> int | None:
+def family_positions(refs, fetch: bool = False) -> int | None:
     """Positions the family's models embed, read without loading them: the self-built family's when it is still to be
-    built (`refs` None), else a local model's `config.json`; None for Hub ids (checked once they load)."""
+    built (`refs` None), else a local model's `config.json`; for Hub ids the config alone, downloaded, with `fetch`
+    (else None: `plan` loads nothing)."""
     if refs is None: return FamilyBuildConfig().max_positions
     config = Path(str(refs[0])) / "config.json"
-    return int(json.loads(config.read_text())["max_position_embeddings"]) if config.exists() else None
+    if config.exists(): return int(json.loads(config.read_text())["max_position_embeddings"])
+    if not fetch: return None
+    from transformers import AutoConfig
+    return int(AutoConfig.from_pretrained(str(refs[0])).max_position_embeddings)
 
 def check_max_length(cfg: ExperimentConfig, positions: int | None) -> None:
     "Refuse a `max_length` (prompt plus example) longer than the models' `positions` (None: not known yet)."
@@ -228,17 +232,18 @@ def prepare(params: dict, progress: bool = True, task_data=None):
     "Checked config, training config, models, their names, tokenizer and task data (`task_data(tokenizer)` overrides) for a run."
     cfg = experiment_config(params)
     train_cfg = check_config(cfg)
-    known = family_references(cfg)                              # before the family is built or downloaded
-    check_max_length(cfg, family_positions(known))
+    known = family_references(cfg)                              # before the family is built or its weights downloaded
+    check_max_length(cfg, family_positions(known, fetch=True))
     if task_data is None: check_held_out_split(cfg, known)
     write_run_params(params, cfg.run_dir)                       # only for a run that passed the checks
     refs = ensure_family(cfg)
     models, tokenizer = load_family(refs)
     names = model_short_names(refs)
     if len(set(names)) != len(names): names = [str(r) for r in refs]
-    check_max_length(cfg, models[0].config.max_position_embeddings)   # Hub models: now that they are here
-    device = process_device(train_cfg)                          # every stage runs the models where they are
-    models = [m.to(device) for m in models]
+    check_max_length(cfg, models[0].config.max_position_embeddings)   # the models themselves, to be sure
+    rank, world = distributed_world()                           # the stages run the models where they are: one process, or
+    if rank == 0: models = [m.to(process_device(train_cfg)) for m in models]   # rank 0, which evaluates and reports on all
+    # of them, takes the whole family to its device; other ranks take the models they use, when they use them
     if task_data is not None: return cfg, train_cfg, models, names, tokenizer, task_data(tokenizer)
     data = load_task_data(cfg.task, tokenizer, cfg.split_sizes, cfg.split_seed, cfg.allow_shrink, cfg.data_source,
                           cfg.data_dir or os.environ.get("ESP_DATA_DIR"), cfg.source_split, cfg.label_words,

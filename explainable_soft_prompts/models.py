@@ -269,8 +269,8 @@ def pretrain_seed(seed: int, rows: torch.Tensor, tokenizer, cfg: FamilyBuildConf
     saving = out_dir / SAVING_MARK; saving.touch()             # a crash while the weights are written leaves the seed unfinished
     model.save_pretrained(out_dir); tokenizer.save_pretrained(out_dir)
     if state_path.exists(): state_path.unlink()
+    frame = pd.DataFrame(log); atomic_write(log_path, lambda tmp: frame.to_csv(tmp, index=False))   # marks the seed finished
     saving.unlink()
-    frame = pd.DataFrame(log); atomic_write(log_path, lambda tmp: frame.to_csv(tmp, index=False))   # written last: marks the seed finished
     return frame
 
 def fresh_pretraining_optimizer(model, cfg: FamilyBuildConfig):
@@ -312,6 +312,8 @@ def build_seed_family(family_dir, cfg: FamilyBuildConfig = FamilyBuildConfig(), 
             texts = pretraining_texts(offline_task_eval_texts(cfg.task_split_sizes, cfg.task_split_seed, cache_dir), cache_dir, cfg.corpus)
         tokenizer = train_wordpiece_tokenizer(texts, cfg.vocab_size, tok_dir)
         atomic_torch_save(pack_sequences(texts, tokenizer, cfg.seq_length), rows_path)
+    for s in range(cfg.first_seed, cfg.first_seed + cfg.n_models):   # a crash between a seed's log and the end of its save:
+        if seed_finished(family_dir / f"seed_{s}", cfg): (family_dir / f"seed_{s}" / SAVING_MARK).unlink(missing_ok=True)   # the log comes last
     seeds = [s for s in range(cfg.first_seed, cfg.first_seed + cfg.n_models) if not seed_finished(family_dir / f"seed_{s}", cfg)]
     jobs = [(s, str(rows_path), str(tok_dir), asdict(cfg), str(family_dir / f"seed_{s}"), max(1, torch.get_num_threads() // workers)) for s in seeds]
     if workers > 1 and len(jobs) > 1:
@@ -334,13 +336,14 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list:
 
 # %% ../nbs/02_models.ipynb #3b50748a
 def save_family_fp16(family_dir, out_dir) -> Path:
-    """Copy a family with its weights in fp16 (config, tokenizer, logs and `family.json` kept). The copy is written
-    beside `out_dir` and then put in its place, so `out_dir` never holds half a family."""
+    """Copy a family with its weights in fp16 (config, tokenizer, logs and `family.json` kept) to `out_dir`, which it
+    replaces whole: the copy is written beside it and then put in its place, so `out_dir` never holds half a family."""
     import tempfile
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     out_dir = Path(out_dir); out_dir.parent.mkdir(parents=True, exist_ok=True)
     members = family_members(family_dir)
-    building = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    building = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.building-"))
+    umask = os.umask(0); os.umask(umask); os.chmod(building, 0o777 & ~umask)   # as a folder made the ordinary way
     try:
         for member in members:
             name = Path(member).name

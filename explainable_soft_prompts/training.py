@@ -18,17 +18,18 @@ from torch.func import functional_call, vmap
 from .data import (TASKS, TaskData, atomic_torch_save, atomic_write, collate, make_verbalizer,
                                            epoch_batches, micro_batch_indices, micro_batches_of_group, tokenize_examples, progress_bar)
 from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, prepend_prompts, prompted_rows, save_prompt
+from .config import KIND_WORDS, typed_value
 
 # %% auto #0
-__all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'KIND_WORDS', 'TRACKERS', 'INIT_FIELDS', 'model_inputs', 'example_losses',
+__all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'TRACKERS', 'INIT_FIELDS', 'model_inputs', 'example_losses',
            'mask_losses', 'family_losses_loop', 'plain_bert', 'same_architecture', 'stacked_linear',
            'stacked_layer_norm', 'PackedLayout', 'packed_layout', 'stacked_bert_logits', 'eager_skeleton',
-           'StackedFamily', 'typed_value', 'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast',
-           'distributed_world', 'process_device', 'model_shard', 'rank_layout', 'idle_data_parallel_groups',
-           'sum_over_ranks', 'barrier', 'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking',
-           'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint', 'shared_fields', 'stackable',
-           'stack_prompts_here', 'checkpoint_path', 'read_checkpoint', 'split_optimizer_state',
-           'stack_optimizer_states', 'train_prompt', 'train_prompts', 'toy_task_data']
+           'StackedFamily', 'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world',
+           'process_device', 'model_shard', 'rank_layout', 'idle_data_parallel_groups', 'sum_over_ranks', 'barrier',
+           'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking', 'make_trackers', 'TrainResult',
+           'model_digest', 'run_fingerprint', 'shared_fields', 'stackable', 'stack_prompts_here', 'checkpoint_path',
+           'read_checkpoint', 'split_optimizer_state', 'stack_optimizer_states', 'train_prompt', 'train_prompts',
+           'toy_task_data']
 
 # %% ../nbs/04_training.ipynb #2774444c
 def model_inputs(batch: dict, device=None) -> tuple:
@@ -237,25 +238,6 @@ class StackedFamily:
         return mask_losses(logits, target_ids.to(device)[batch["labels"].to(device)])
 
 # %% ../nbs/04_training.ipynb #19a879bc
-KIND_WORDS = {int: "a whole number", float: "a finite number", bool: "true or false"}
-
-def typed_value(value, kind):
-    """`value` as `kind` (int, float or bool), or None when it is not one: numbers may come as strings (`"1e-3"`),
-    counts as whole floats (`2.0`), and true/false as strings; never a bool as a number or a number as a bool."""
-    if kind is bool:
-        if isinstance(value, bool): return value
-        word = value.strip().lower() if isinstance(value, str) else None
-        return {"true": True, "false": False}.get(word)
-    if isinstance(value, bool): return None
-    if isinstance(value, str):
-        try: value = int(value)
-        except ValueError:
-            try: value = float(value)
-            except ValueError: return None
-    if isinstance(value, int): return value          # an int is a number of either kind (kept: a finished run's fingerprint holds it)
-    if not isinstance(value, float) or not math.isfinite(value): return None
-    return float(value) if kind is float else (int(value) if value.is_integer() else None)
-
 @dataclass
 class TrainConfig:
     "How one prompt is initialised and trained."
@@ -539,8 +521,9 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
     group, group_rank, per_group = rank_layout(rank, world, cfg.data_parallel_groups if world > 1 else 1)
     groups = world // per_group
     if rank == 0 and idle_data_parallel_groups(cfg, groups):
-        warnings.warn(f"{idle_data_parallel_groups(cfg, groups)} of the {groups} data-parallel groups draw no micro-batch in a step. "
-                      f"Fix: set `micro_batch_size` to at most {cfg.batch_size // groups} (`batch_size` / `data_parallel_groups`).")
+        fix = (f"set `micro_batch_size` to at most {cfg.batch_size // groups} (`batch_size` / `data_parallel_groups`)" if cfg.batch_size >= groups
+               else f"raise `batch_size` to at least {groups} and set `micro_batch_size` to at most `batch_size` / {groups}")
+        warnings.warn(f"{idle_data_parallel_groups(cfg, groups)} of the {groups} data-parallel groups draw no micro-batch in a step. Fix: {fix}.")
     mine = model_shard(len(models), group_rank, per_group)       # all models in one process
     n_models, lead = len(models), rank == 0                      # only rank 0 writes files and shows progress
     device = process_device(cfg)
