@@ -11,8 +11,9 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['TRAIN_KEYS', 'ANALYSIS_DEFAULTS', 'KIND_WORDS', 'typed_value', 'ExperimentConfig', 'experiment_config', 'load_params',
-           'family_references', 'prompt_specs', 'prompt_train_config', 'check_config']
+__all__ = ['TRAIN_KEYS', 'ANALYSIS_DEFAULTS', 'KIND_WORDS', 'typed_value', 'typed_fields', 'ExperimentConfig',
+           'experiment_config', 'load_params', 'family_references', 'prompt_specs', 'prompt_train_config',
+           'check_config']
 
 # %% ../nbs/00_config.ipynb #c2f4962e
 TRAIN_KEYS = ("prompt_length", "init", "init_seed", "init_text", "init_combine", "seed", "epochs", "batch_size",
@@ -41,6 +42,18 @@ def typed_value(value, kind):
     if isinstance(value, int): return value          # an int is a number of either kind (kept: a finished run's fingerprint holds it)
     if not isinstance(value, float) or not math.isfinite(value): return None
     return float(value) if kind is float else (int(value) if value.is_integer() else None)
+
+def typed_fields(config) -> list:
+    """Convert the int, float and bool fields of the dataclass `config` in place with `typed_value`; the problems, one
+    per field that is not of its kind (None passes where the field's type allows it)."""
+    problems = []
+    for f in fields(config):
+        value, kind = getattr(config, f.name), {"int": int, "float": float, "bool": bool}.get(str(f.type).split(" |")[0])
+        if kind is None or (value is None and "None" in str(f.type)): continue
+        converted = typed_value(value, kind)
+        if converted is None: problems.append(f"`{f.name}` must be {KIND_WORDS[kind]}, got {value!r}")
+        else: setattr(config, f.name, converted)
+    return problems
 
 @dataclass
 class ExperimentConfig:
@@ -88,13 +101,10 @@ def experiment_config(params: dict) -> ExperimentConfig:
     bad_train = sorted(set(params["train"]) - set(TRAIN_KEYS))
     if bad_train: raise ValueError(f"Unknown training parameters {bad_train}. Known: {list(TRAIN_KEYS)}.")
     cfg = ExperimentConfig(**params)
-    for f in fields(cfg):                       # numbers and true/false as strings (YAML's `1e3`, papermill's `-p`) converted
-        kind, value = {"int": int, "bool": bool}.get(str(f.type).split(" |")[0]), getattr(cfg, f.name)
-        if kind is None or value is None: continue
-        if typed_value(value, kind) is None: raise ValueError(f"`{f.name}` must be {KIND_WORDS[kind]}, got {value!r}.")
-        setattr(cfg, f.name, typed_value(value, kind))
+    problems = typed_fields(cfg)                # numbers and true/false as strings (YAML's `1e3`, papermill's `-p`) converted
+    if problems: raise ValueError("; ".join(problems) + ".")
     if isinstance(cfg.split_sizes, (list, tuple)):
-        cfg.split_sizes = [s if typed_value(s, int) is None else typed_value(s, int) for s in cfg.split_sizes]
+        cfg.split_sizes = [s if (size := typed_value(s, int)) is None else size for s in cfg.split_sizes]
     return cfg
 
 def load_params(path) -> dict:

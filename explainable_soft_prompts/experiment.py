@@ -25,7 +25,7 @@ __all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest',
            'model_short_names', 'finished_prompt', 'load_finished', 'clear_stale', 'checkpoint_step',
            'train_or_load_group', 'train_or_load', 'prompt_groups', 'train_all', 'test_table', 'promptability',
            'run_transfer', 'evaluate_run', 'family_positions', 'check_max_length', 'held_out_split',
-           'check_held_out_split', 'write_run_params', 'prepare', 'run_experiment', 'plan']
+           'check_held_out_split', 'check_family_fit', 'write_run_params', 'prepare', 'run_experiment', 'plan']
 
 # %% ../nbs/07_experiment.ipynb #a464fdfa
 logger = logging.getLogger(__name__)
@@ -224,6 +224,11 @@ def check_held_out_split(cfg: ExperimentConfig, refs) -> None:
                          f"out of pretraining; `split_sizes` {sizes} / `split_seed` {cfg.split_seed} would test on tweets it saw. "
                          f"Fix: use that split, or build a family for yours.")
 
+def check_family_fit(cfg: ExperimentConfig, refs, fetch: bool = False, held_out: bool = True) -> None:
+    "What needs the family but not its weights: `max_length` against its positions (`family_positions`), and, with `held_out`, the offline split."
+    check_max_length(cfg, family_positions(refs, fetch))
+    if held_out: check_held_out_split(cfg, refs)
+
 def write_run_params(params: dict, run_dir) -> Path:
     "Record the run's parameters in `run_params.json`, so that tools (the explorer) can reload its family and data."
     return atomic_write(Path(run_dir) / "run_params.json", lambda p: Path(p).write_text(json.dumps(params, indent=1, default=str)))
@@ -232,9 +237,7 @@ def prepare(params: dict, progress: bool = True, task_data=None):
     "Checked config, training config, models, their names, tokenizer and task data (`task_data(tokenizer)` overrides) for a run."
     cfg = experiment_config(params)
     train_cfg = check_config(cfg)
-    known = family_references(cfg)                              # before the family is built or its weights downloaded
-    check_max_length(cfg, family_positions(known, fetch=True))
-    if task_data is None: check_held_out_split(cfg, known)
+    check_family_fit(cfg, family_references(cfg), fetch=True, held_out=task_data is None)   # before the family is built or downloaded
     write_run_params(params, cfg.run_dir)                       # only for a run that passed the checks
     refs = ensure_family(cfg)
     models, tokenizer = load_family(refs)
@@ -266,9 +269,9 @@ def plan(params: dict) -> pd.DataFrame:
     "Check every parameter and list the prompts a run would train, with their models and optimizer steps."
     cfg = experiment_config(params)
     check_config(cfg)
-    check_max_length(cfg, family_positions(family_references(cfg)))
-    check_held_out_split(cfg, family_references(cfg))
-    refs = family_references(cfg) or [f"{cfg.family_dir}/seed_{i}" for i in range(FamilyBuildConfig().n_models)]
+    known = family_references(cfg)
+    check_family_fit(cfg, known)
+    refs = known or [f"{cfg.family_dir}/seed_{i}" for i in range(FamilyBuildConfig().n_models)]
     n_train = (cfg.split_sizes or get_task(cfg.task).default_split_sizes)[0]
     rows, training_pass = [], {name: k for k, group in enumerate(prompt_groups(cfg)) for name in group}
     for name, (indices, _) in prompt_specs(cfg).items():

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import csv, hashlib, json, math, os, time, warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, asdict, fields
+from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,7 +18,7 @@ from torch.func import functional_call, vmap
 from .data import (TASKS, TaskData, atomic_torch_save, atomic_write, collate, make_verbalizer,
                                            epoch_batches, micro_batch_indices, micro_batches_of_group, tokenize_examples, progress_bar)
 from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, prepend_prompts, prompted_rows, save_prompt
-from .config import KIND_WORDS, typed_value
+from .config import typed_fields
 
 # %% auto #0
 __all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'TRACKERS', 'INIT_FIELDS', 'model_inputs', 'example_losses',
@@ -268,13 +268,7 @@ class TrainConfig:
     def check(self) -> "TrainConfig":
         """Fail on values that cannot train, naming the parameter and the fix. Converts what is meant unambiguously:
         numbers given as strings (YAML reads `1e-3` as one), whole floats for counts, `true`/`false` as strings."""
-        problems = []
-        for f in fields(self):
-            value, kind = getattr(self, f.name), {"int": int, "float": float, "bool": bool}.get(str(f.type).split(" |")[0])
-            if kind is None or (value is None and "None" in str(f.type)): continue
-            converted = typed_value(value, kind)
-            if converted is None: problems.append(f"`{f.name}` must be {KIND_WORDS[kind]}, got {value!r}")
-            else: setattr(self, f.name, converted)
+        problems = typed_fields(self)
         if problems: raise ValueError("Bad training parameters: " + "; ".join(problems) + ".")
         if self.prompt_length < 1: problems.append(f"`prompt_length` must be at least 1, got {self.prompt_length}")
         if self.epochs < 1: problems.append(f"`epochs` must be at least 1, got {self.epochs}")
