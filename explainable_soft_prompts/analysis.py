@@ -21,13 +21,13 @@ from .training import split_loss_accuracy
 __all__ = ['METRICS', 'AGGREGATIONS', 'FIGURE_STYLE', 'TASK_PREFIXES', 'CATEGORY_ORDER', 'SHARED_FIRST_PROMPT', 'model_labels',
            'zero_rows', 'group_masking_variants', 'token_masking_variants', 'group_masking_losses',
            'token_masking_matrix', 'token_masking_matrix_per_variant', 'relative_masking_matrix', 'token_assignment',
-           'assignment_table', 'tokens_per_model', 'prompt_importance', 'cosine_matrix', 'euclidean_matrix',
-           'prompt_row_cosine', 'near_duplicate_groups', 'group_masking_matrix', 'masking_side_by_side',
-           'embedding_tables', 'nearest_rows', 'nearest_family_rows', 'knn_vote', 'vote_alignment', 'vote_agreement',
-           'knn_summary', 'visible_token', 'back_translation', 'prompt_similarity', 'inner_complexity',
-           'prompt_similarity_table', 'keep_rows', 'compress_prompt', 'random_token_subsets', 'tokens_by_model',
-           'masking_and_compression', 'compression_summary', 'reduce_to_2d', 'figure_style', 'model_colours',
-           'embedding_map', 'masking_heatmap', 'save_figure', 'read_token_masking_csv', 'split_task',
+           'assignment_table', 'check_assignment', 'tokens_per_model', 'prompt_importance', 'cosine_matrix',
+           'euclidean_matrix', 'prompt_row_cosine', 'near_duplicate_groups', 'group_masking_matrix',
+           'masking_side_by_side', 'embedding_tables', 'nearest_rows', 'nearest_family_rows', 'knn_vote',
+           'vote_alignment', 'vote_agreement', 'knn_summary', 'visible_token', 'back_translation', 'prompt_similarity',
+           'inner_complexity', 'prompt_similarity_table', 'keep_rows', 'compress_prompt', 'random_token_subsets',
+           'tokens_by_model', 'masking_and_compression', 'compression_summary', 'reduce_to_2d', 'figure_style',
+           'model_colours', 'embedding_map', 'masking_heatmap', 'save_figure', 'read_token_masking_csv', 'split_task',
            'run_task_and_category', 'masking_csv_path', 'released_masking_runs', 'category_members',
            'important_token_loss', 'released_token_assignment', 'load_released_prompts']
 
@@ -104,9 +104,30 @@ def assignment_table(matrix: pd.DataFrame, unmasked: pd.Series | None = None) ->
         table["relative_model"], table["relative_importance"] = relative.model.to_numpy(), relative.importance.to_numpy()
     return table
 
+def _assignment_models(assignment: pd.DataFrame, column: str) -> list:
+    "The assignment's model names as strings, once it is known to have the columns `token` and `column`."
+    missing = [c for c in ("token", column) if c not in assignment.columns]
+    if missing: raise ValueError(f"The assignment has no column(s) {missing} (it has {list(assignment.columns)}). "
+                                 "Fix: pass a table from `assignment_table(matrix, unmasked)`, or name its model column with `column=`.")
+    return assignment[column].astype(str).tolist()
+
+def check_assignment(assignment: pd.DataFrame, model_names, column: str = "model", n_tokens: int | None = None) -> list:
+    """`model_names` as strings, once `assignment` is checked: its `column` names only these models and, with `n_tokens`,
+    its tokens are exactly 0..n_tokens-1, once each. A name mismatch (`google/multiberts-seed_0` against
+    `multiberts-seed_0`) would otherwise give every model no tokens."""
+    assigned, names = _assignment_models(assignment, column), [str(n) for n in model_names]
+    unknown = sorted(set(assigned) - set(names))
+    if unknown: raise ValueError(f"The assignment's models {unknown} are not among the model names {names}. Fix: pass as `model_names` "
+                                 f"the names the masking matrix was made with (the same full or short form), or rename the assignment's `{column}` values.")
+    if n_tokens is not None and sorted(assignment.token.tolist()) != list(range(n_tokens)):
+        raise ValueError(f"The assignment's tokens {sorted(assignment.token.tolist())} are not exactly 0..{n_tokens - 1} once each "
+                         f"(the prompt has {n_tokens} rows). Fix: use the assignment made from this prompt's masking matrix.")
+    return names
+
 def tokens_per_model(assignment: pd.DataFrame, model_names, column: str = "model") -> pd.Series:
-    "How many tokens each model owns (zero included), by the assignment in `column`."
-    return assignment[column].value_counts().reindex([str(n) for n in model_names], fill_value=0).rename("n_tokens")
+    "How many tokens each model owns (zero included), by the assignment in `column`; every assigned model must be in `model_names`."
+    names = check_assignment(assignment, model_names, column)
+    return assignment[column].astype(str).value_counts().reindex(names, fill_value=0).rename("n_tokens")
 
 def prompt_importance(matrix: pd.DataFrame) -> float:
     "Mean over the prompt's tokens of their importance (maximum masked loss over models)."
@@ -194,23 +215,43 @@ def knn_vote(prompt: torch.Tensor, models, model_names=None, k: int = 7, metric:
                      "neighbours": " ".join(names[n] for n in neighbours)})
     return pd.DataFrame(rows)
 
-def vote_alignment(vote: pd.DataFrame, assignment: pd.DataFrame, n_models: int, column: str = "model") -> dict:
-    "Fraction of tokens whose vote equals the assignment in `column`, certainty-weighted fraction, and the random baseline 1/M."
+def _check_same_tokens(a: pd.DataFrame, b: pd.DataFrame, what_a: str, what_b: str):
+    tokens_a, tokens_b = sorted(a.token.tolist()), sorted(b.token.tolist())
+    if tokens_a != tokens_b or len(set(tokens_a)) != len(tokens_a):
+        raise ValueError(f"The {what_a} has tokens {tokens_a}, the {what_b} {tokens_b}: they must be the same tokens, once each. "
+                         "Fix: compare tables made for the same prompt.")
+
+def vote_alignment(vote: pd.DataFrame, assignment: pd.DataFrame, n_models: int, column: str = "model", model_names=None) -> dict:
+    """Fraction of tokens whose vote equals the assignment in `column`, certainty-weighted fraction, and the random baseline 1/M.
+    With `model_names` (the M models), both tables must name only those models; without, together at most `n_models` names."""
+    if model_names is not None:
+        names = check_assignment(assignment, model_names, column)
+        if len(names) != n_models: raise ValueError(f"{len(names)} model names for n_models={n_models}. Fix: pass the names of all {n_models} models.")
+        unknown = sorted(set(vote.model.astype(str)) - set(names))
+        if unknown: raise ValueError(f"The vote's models {unknown} are not among the model names {names}. "
+                                     "Fix: vote with the same model names the assignment uses.")
+    else:
+        seen = sorted(set(vote.model.astype(str)) | set(_assignment_models(assignment, column)))
+        if len(seen) > n_models: raise ValueError(f"The vote and the assignment name {len(seen)} models together, {seen}, but there are {n_models}: "
+                                                  "their model names do not match. Fix: vote with the same model names the assignment uses.")
+    _check_same_tokens(vote, assignment, "vote", "assignment")
     merged = vote.merge(assignment[["token", column]].rename(columns={column: "assigned"}), on="token")
-    agree = (merged.model == merged.assigned).to_numpy(dtype=float)
+    agree = (merged.model.astype(str) == merged.assigned.astype(str)).to_numpy(dtype=float)
     return {"alignment": float(agree.mean()), "weighted_alignment": float((agree * merged.certainty).sum() / merged.certainty.sum()),
             "random_baseline": 1 / n_models}
 
 def vote_agreement(vote_a: pd.DataFrame, vote_b: pd.DataFrame) -> float:
     "Fraction of tokens on which two votes (e.g. euclidean and cosine) pick the same model."
+    _check_same_tokens(vote_a, vote_b, "first vote", "second vote")
     merged = vote_a.merge(vote_b, on="token")
     return float((merged.model_x == merged.model_y).mean())
 
 def knn_summary(prompt, models, assignment: pd.DataFrame, model_names=None, k: int = 7) -> dict:
     "Alignment of the cosine and the euclidean vote with `assignment`, their agreement, and the random baseline."
-    votes = {metric: knn_vote(prompt, models, model_names, k, metric) for metric in METRICS}
+    names = check_assignment(assignment, model_labels(models, model_names), n_tokens=prompt.shape[0])   # before the searches
+    votes = {metric: knn_vote(prompt, models, names, k, metric) for metric in METRICS}
     summary = {f"{metric}_{key}": value for metric, vote in votes.items()
-               for key, value in vote_alignment(vote, assignment, len(models)).items() if key != "random_baseline"}
+               for key, value in vote_alignment(vote, assignment, len(models), model_names=names).items() if key != "random_baseline"}
     return {**summary, "euclidean_cosine_agreement": vote_agreement(votes["euclidean"], votes["cosine"]), "random_baseline": 1 / len(models)}
 
 # %% ../nbs/06_analysis.ipynb #ccc80afd
@@ -282,16 +323,18 @@ def random_token_subsets(length: int, n_keep: int, seeds) -> list:
     return [sorted(torch.randperm(length, generator=torch.Generator().manual_seed(int(s)))[:n_keep].tolist()) for s in seeds]
 
 def tokens_by_model(assignment: pd.DataFrame, model_names, column: str = "model") -> dict:
-    "Model name -> the tokens assigned to it (maybe none)."
-    return {str(n): assignment.token[assignment[column] == str(n)].tolist() for n in model_names}
+    "Model name -> the tokens assigned to it (maybe none); every assigned model must be in `model_names`."
+    names, owners = check_assignment(assignment, model_names, column), assignment[column].astype(str)
+    return {n: assignment.token[owners == n].tolist() for n in names}
 
 def masking_and_compression(models, prompt, assignment: pd.DataFrame, split, target_ids, model_names=None, seeds=range(5),
                             column: str = "model", batch_size: int = 128, device=None, bf16: bool = False) -> pd.DataFrame:
     "Long table model, variant (full/masked/compressed/random_masked/random_compressed), seed, n_tokens, loss, accuracy: each model on its own tokens."
     names, target_ids, prompt = model_labels(models, model_names), torch.as_tensor(target_ids), prompt.detach().float()
-    rows = []
+    check_assignment(assignment, names, column, n_tokens=prompt.shape[0])      # before any pass over the split
+    owned, rows = tokens_by_model(assignment, names, column), []
     for model, name in zip(models, names):
-        keep = tokens_by_model(assignment, [name], column)[name]
+        keep = owned[name]
         subsets = random_token_subsets(prompt.shape[0], len(keep), seeds)
         full_length = [("full", None, range(prompt.shape[0]), prompt), ("masked", None, keep, keep_rows(prompt, keep)),
                        *(("random_masked", s, k, keep_rows(prompt, k)) for s, k in zip(seeds, subsets))]
@@ -397,13 +440,33 @@ CATEGORY_ORDER = ("1_model", "1_model_sp", "2_model", "5_model", "10_model", "5_
 SHARED_FIRST_PROMPT = {"5_model_init": "5_model_0", "5_model_train": "5_model_0"}
 _RUN_NAME = re.compile(r"^(?P<size>\d+_model)(?P<variant>_init|_train)?_(?P<index>\d+)(?P<epochs>_e\d+)?(?P<short>_sp)?$")
 
+def _masking_cell(path, line: int, cell: str, kind):
+    try: return kind(cell)
+    except ValueError: raise ValueError(f"{path}, line {line}: {cell!r} is not {'a token index' if kind is int else 'a number'}. "
+                                        "Fix: a header `seed,0,1,...`, then per model its name and one loss per token.") from None
+
 def read_token_masking_csv(path) -> pd.DataFrame:
-    "A released token masking CSV as a models x tokens frame of floats (whitespace stripped from every cell)."
+    """A released token masking CSV as a models x tokens frame of floats (whitespace stripped from every cell).
+    Checked while reading: a header with token columns, every row as wide as the header, numbers, one row per model."""
+    lines = []
     with open(path, newline="") as f:
-        header, *rows = [[cell.strip() for cell in row] for row in csv.reader(f) if any(cell.strip() for cell in row)]
-    if not rows: raise ValueError(f"{path} has no model rows.")
-    return pd.DataFrame([[float(v) for v in row[1:]] for row in rows], index=pd.Index([row[0] for row in rows], name="model"),
-                        columns=pd.Index([int(c) for c in header[1:]], name="token"))
+        reader = csv.reader(f)
+        for row in reader:
+            cells = [cell.strip() for cell in row]
+            if any(cells): lines.append((reader.line_num, cells))
+    fix = "Fix: a token masking CSV has a header `seed,0,1,...` and one row per model: its name, then one loss per token."
+    if not lines: raise ValueError(f"{path} is empty: no header and no model rows. {fix}")
+    (header_line, header), rows = lines[0], lines[1:]
+    if len(header) < 2: raise ValueError(f"{path}: the header {header} has no token columns. {fix}")
+    if not rows: raise ValueError(f"{path} has no model rows. {fix}")
+    for line, cells in rows:
+        if len(cells) != len(header):
+            raise ValueError(f"{path}, line {line}: {len(cells)} cells, but the header has {len(header)} (the model and {len(header) - 1} tokens). {fix}")
+    models = [cells[0] for _, cells in rows]
+    repeated = sorted(n for n, count in Counter(models).items() if count > 1)
+    if repeated: raise ValueError(f"{path}: the model(s) {repeated} have several rows. Fix: keep one row per model.")
+    return pd.DataFrame([[_masking_cell(path, line, v, float) for v in cells[1:]] for line, cells in rows], index=pd.Index(models, name="model"),
+                        columns=pd.Index([_masking_cell(path, header_line, c, int) for c in header[1:]], name="token"))
 
 def split_task(run: str) -> tuple:
     "`(task, rest)`: the task prefix of a run folder name (none means IMDb) and the name without it."

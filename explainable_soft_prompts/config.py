@@ -105,6 +105,8 @@ def experiment_config(params: dict) -> ExperimentConfig:
     if problems: raise ValueError("; ".join(problems) + ".")
     if isinstance(cfg.split_sizes, (list, tuple)):
         cfg.split_sizes = [s if (size := typed_value(s, int)) is None else size for s in cfg.split_sizes]
+    if isinstance(cfg.analysis, dict):         # counts too: `k: "7"` is 7 (anything else is refused by `check_config`)
+        cfg.analysis = {k: v if (count := typed_value(v, int)) is None else count for k, v in cfg.analysis.items()}
     return cfg
 
 def load_params(path) -> dict:
@@ -148,7 +150,14 @@ def check_config(cfg: ExperimentConfig):
     from explainable_soft_prompts.models import check_model_reference, FamilyBuildConfig
     from explainable_soft_prompts.training import TrainConfig
     if not cfg.prompts: raise ValueError("`prompts` is empty: name at least one prompt and the model indices it trains on, e.g. {'1_model_0': [0]}.")
-    get_task(cfg.task)
+    if not isinstance(cfg.run_name, str) or not cfg.run_name.strip() or any(c in cfg.run_name for c in "/\\") or cfg.run_name.strip(".") == "":
+        raise ValueError(f"`run_name` must name a folder in `output_dir` (letters, digits, - or _), got {cfg.run_name!r}. Fix: e.g. `run_name: imdb-mini` (in quotes where it reads as a number).")
+    if not isinstance(cfg.output_dir, (str, os.PathLike)) or not str(cfg.output_dir).strip():
+        raise ValueError(f"`output_dir` must be a folder path, got {cfg.output_dir!r}. Fix: e.g. `output_dir: outputs`.")
+    spec = get_task(cfg.task)
+    if cfg.label_words is not None and (not isinstance(cfg.label_words, (list, tuple)) or len(cfg.label_words) != len(spec.label_words)):
+        raise ValueError(f"Task {cfg.task!r} has {len(spec.label_words)} labels {list(spec.label_words)}, but `label_words` gives {cfg.label_words!r}. "
+                         f"Fix: one word per label, in that order, or remove `label_words`.")
     if cfg.data_source not in ("hub", "local"): raise ValueError(f"`data_source` must be 'hub' or 'local', got {cfg.data_source!r}.")
     if cfg.task != "tweet_sentiment" and cfg.data_source == "local":
         data_dir = cfg.data_dir or os.environ.get("ESP_DATA_DIR")
@@ -162,7 +171,10 @@ def check_config(cfg: ExperimentConfig):
     for name, (idx, overrides) in prompt_specs(cfg).items():
         bad = sorted(set(overrides) - set(TRAIN_KEYS))
         if bad: raise ValueError(f"Prompt {name!r} sets unknown training parameters {bad} (parameter `prompts`). Known: {list(TRAIN_KEYS)}.")
-        prompt_train_config(cfg, name)
+        prompt_length = prompt_train_config(cfg, name).prompt_length
+        if cfg.max_length - prompt_length - 3 < 1:            # [CLS] text [MASK] [SEP] after the prompt
+            raise ValueError(f"`max_length` {cfg.max_length} leaves no room for text after prompt {name!r} of {prompt_length} tokens "
+                             f"and [CLS], [MASK], [SEP]. Fix: raise `max_length` to at least {prompt_length + 4}, or shorten the prompt.")
         if not idx or any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n_models for i in idx):
             raise ValueError(f"Prompt {name!r} trains on models {idx}, but the family has models 0..{n_models - 1} (parameter `prompts`).")
         if len(set(idx)) != len(idx): raise ValueError(f"Prompt {name!r} lists a model twice: {idx} (parameter `prompts`).")

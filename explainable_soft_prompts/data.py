@@ -317,13 +317,13 @@ class TaskData:
 
 def load_task_data(task: str, tokenizer, split_sizes=None, split_seed: int = 42, allow_shrink: bool = False,
                    data_source: str = "local", data_dir=None, source_split=None, label_words=None,
-                   max_length: int = 128, prompt_length: int = 16, cache_dir=None) -> TaskData:
-    "Everything a training run needs from the data side, in one call."
+                   max_length: int = 128, prompt_length: int = 16, cache_dir=None, rows=None) -> TaskData:
+    "Everything a training run needs from the data side, in one call (`rows`: the upstream rows, when already read)."
     spec = get_task(task)
     if label_words is not None and len(label_words) != len(spec.label_words):
         raise ValueError(f"Task {task!r} has {len(spec.label_words)} labels {spec.label_words} but `label_words` gives {len(label_words)}: {list(label_words)}.")
     verbalizer = make_verbalizer(tuple(label_words or spec.label_words), tokenizer)
-    rows = load_task_rows(task, data_source, data_dir, source_split, split_seed, cache_dir)
+    if rows is None: rows = load_task_rows(task, data_source, data_dir, source_split, split_seed, cache_dir)
     bad_labels = sorted(set(rows.label) - set(range(len(spec.label_words))))
     if bad_labels: raise ValueError(f"Task {task!r} has label ids {bad_labels} without a label word; expected 0..{len(spec.label_words)-1}.")
     splits = split_rows(rows, split_sizes or spec.default_split_sizes, split_seed, allow_shrink)

@@ -10,7 +10,7 @@ import torch
 
 from .analysis import group_masking_losses
 from .config import check_config, experiment_config, load_params
-from .experiment import cached_table, evaluate_run, is_cached, prepare, train_all
+from .experiment import cached_table, evaluate_run, is_cached, prepare, test_split_for, train_all
 from .report import analysis_key, masking_frame, prompt_models, report_run, token_masking_table_path
 from .training import barrier, distributed_world, model_shard, process_device
 
@@ -35,13 +35,13 @@ def init_process_group(backend: str = "auto", device_type: str | None = None) ->
     return distributed_world()
 
 # %% ../nbs/10_distributed.ipynb #0b456fc8
-def sharded_masking_losses(models, prompt, split, target_ids, batch_size: int = 128, device=None) -> torch.Tensor:
+def sharded_masking_losses(models, prompt, split, target_ids, batch_size: int = 128, device=None, bf16: bool = False) -> torch.Tensor:
     "`[M, L+1]` losses (unmasked, then each token zeroed) with the models split over the ranks; every rank gets all rows."
     import torch.distributed as dist
     rank, world = distributed_world()
     groups = [[i] for i in range(prompt.shape[0])]
     mine = model_shard(len(models), rank, world)
-    local = (group_masking_losses([models[i] for i in mine], prompt, groups, split, target_ids, batch_size, device)
+    local = (group_masking_losses([models[i] for i in mine], prompt, groups, split, target_ids, batch_size, device, bf16)
              if mine else torch.zeros(0, prompt.shape[0] + 1))
     if world == 1: return local
     gathered = [None] * world
@@ -52,33 +52,34 @@ def sharded_masking_losses(models, prompt, split, target_ids, batch_size: int = 
 def run_distributed(params: dict, report: bool = True, progress: bool = True) -> dict:
     "Train every prompt model-sharded over the ranks, shard the token masking, then evaluate and report on rank 0."
     cfg = experiment_config(params)
-    rank, world = init_process_group(cfg.dist_backend, check_config(cfg).resolved_device().type)   # parameters checked first
+    rank, world = init_process_group(cfg.dist_backend, process_device(check_config(cfg)).type)   # parameters and device checked first
     timings, start = {}, time.time()
     cfg, train_cfg, models, names, tokenizer, data = prepare(params, progress=progress and rank == 0)
     timings["prepare"] = time.time() - start; start = time.time()
     results = train_all(cfg, models, names, data, tokenizer, progress and rank == 0)
     timings["training"] = time.time() - start; start = time.time()
-    split, target_ids = data.tokenized["test"], torch.as_tensor(data.verbalizer.token_ids)
+    split_for, target_ids = test_split_for(data, tokenizer), torch.as_tensor(data.verbalizer.token_ids)   # each prompt's own test split
     settings = cfg.analysis_settings
     seeds = range(settings["random_seeds"])
     if report:
         for name, result in results.items():                       # every rank, in the same order
-            key = analysis_key(name, result, split, seeds, settings["k"])
+            split = split_for(len(result.prompt))
+            key = analysis_key(name, result, split, seeds, settings["k"], train_cfg.bf16)   # the key `report_run` reads
             path = token_masking_table_path(cfg.run_dir / "tables", name)
             if is_cached(path, key): continue                       # every rank reads the same file: all skip together
             losses = sharded_masking_losses(prompt_models(result, models, names), result.prompt, split, target_ids, train_cfg.eval_batch_size,
-                                            process_device(train_cfg))
+                                            process_device(train_cfg), train_cfg.bf16)
             if rank == 0: cached_table(path, key, lambda: masking_frame(losses, result.model_names))
         barrier()
     timings["token masking"] = time.time() - start; start = time.time()
     out = {"results": results, "rank": rank, "world_size": world, "timings": timings}
     if rank == 0:
-        test_by_model, transfer = evaluate_run(cfg.run_dir, results, models, names, data, train_cfg, progress)
+        test_by_model, transfer = evaluate_run(cfg.run_dir, results, models, names, data, train_cfg, progress, tokenizer)
         if report:
             out["tables"] = report_run(cfg.run_dir, results, models, names, tokenizer, data, test_by_model, transfer, seeds=seeds,
                                        k=settings["k"], vocabulary_sample=settings["vocabulary_sample"],
                                        facts={"run_name": cfg.run_name, "task": cfg.task, "processes": world}, progress=progress,
-                                       batch_size=train_cfg.eval_batch_size)
+                                       batch_size=train_cfg.eval_batch_size, bf16=train_cfg.bf16, device=process_device(train_cfg))
         timings["evaluation and report"] = time.time() - start
     barrier()       # no rank tears down the process group while rank 0 still works (a rank leaving early could abort)
     return out

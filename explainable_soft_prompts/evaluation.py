@@ -26,7 +26,9 @@ def evaluate_prompt(models, model_names, prompt, split, target_ids, batch_size: 
 # %% ../nbs/05_evaluation.ipynb #a8b7c59e
 def transfer_matrix(prompts: dict, initial_prompts: dict, trained_on: dict, models, model_names, split, target_ids,
                     batch_size: int = 128, device=None, bf16: bool = False, progress: bool = True) -> pd.DataFrame:
-    "Long table: prompt, state (initial/trained), model, trained_on, loss, accuracy."
+    """Long table: prompt, state (initial/trained), model, trained_on, loss, accuracy. `split`: one split for every
+    prompt, or a function giving the split for a prompt length (prompts evaluated on texts tokenised for their length)."""
+    split_for = split if callable(split) else (lambda length: split)
     variants = [(name, state, p) for name, p in prompts.items() for state, p in (("trained", p), ("initial", initial_prompts.get(name))) if p is not None]
     by_length = {}
     for v in variants: by_length.setdefault(v[2].shape[0], []).append(v)
@@ -34,7 +36,7 @@ def transfer_matrix(prompts: dict, initial_prompts: dict, trained_on: dict, mode
     for group in by_length.values():
         stacked = torch.stack([p for _, _, p in group]).float()
         for model, model_name in progress_bar(list(zip(models, model_names)), desc="transfer", disable=not progress, leave=False):
-            loss, acc = split_loss_accuracy([model], stacked, split, torch.as_tensor(target_ids), batch_size, device, bf16)
+            loss, acc = split_loss_accuracy([model], stacked, split_for(stacked.shape[1]), torch.as_tensor(target_ids), batch_size, device, bf16)
             for (name, state, _), l, a in zip(group, loss[0].tolist(), acc[0].tolist()):
                 rows.append({"prompt": name, "state": state, "model": str(model_name),
                              "trained_on": str(model_name) in [str(m) for m in trained_on.get(name, [])], "loss": l, "accuracy": a})

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_experiment.ipynb #fc8db509
 from __future__ import annotations
-import hashlib, json, logging, os, time
+import hashlib, inspect, json, logging, os, time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,19 +13,21 @@ import torch
 
 from .config import (ExperimentConfig, check_config, experiment_config, family_references, prompt_specs,
                                              prompt_train_config)
-from .data import atomic_write, get_task, load_task_data
+from .data import atomic_write, fit_split_sizes, get_task, load_task_data, load_task_rows
 from .evaluation import evaluate_prompt, majority_baseline, transfer_matrix
 from .models import FamilyBuildConfig, build_seed_family, family_members, load_family
 from .prompt import load_prompt, load_prompt_metadata
 from .training import (TrainConfig, TrainResult, barrier, distributed_world, make_trackers, read_checkpoint,
-                                               process_device, run_fingerprint, shared_fields, stack_prompts_here, stackable, train_prompts)
+                                               process_device, run_fingerprint, shared_fields, split_loss_accuracy, stack_prompts_here,
+                                               stackable, train_prompts)
 
 # %% auto #0
-__all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest', 'results_key', 'ensure_family',
+__all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest', 'code_digest', 'results_key', 'ensure_family',
            'model_short_names', 'finished_prompt', 'load_finished', 'clear_stale', 'checkpoint_step',
-           'train_or_load_group', 'train_or_load', 'prompt_groups', 'train_all', 'test_table', 'promptability',
-           'run_transfer', 'evaluate_run', 'family_positions', 'check_max_length', 'held_out_split',
-           'check_held_out_split', 'check_family_fit', 'write_run_params', 'prepare', 'run_experiment', 'plan']
+           'train_or_load_group', 'train_or_load', 'prompt_groups', 'train_all', 'test_split_for', 'test_table',
+           'promptability', 'run_transfer', 'evaluate_run', 'family_positions', 'check_max_length', 'held_out_split',
+           'check_held_out_split', 'check_family_fit', 'local_task_rows', 'write_run_params', 'prepare',
+           'run_experiment', 'plan']
 
 # %% ../nbs/07_experiment.ipynb #a464fdfa
 logger = logging.getLogger(__name__)
@@ -42,15 +44,23 @@ def is_cached(path, key: str) -> bool:
 def cached_table(path, key: str, compute) -> pd.DataFrame:
     "The table at `path` if it was computed for `key` (recorded in `<path>.key`), else `compute()`, written atomically."
     path = Path(path); key_path = path.with_name(path.name + ".key")
-    if is_cached(path, key): return pd.read_csv(path)
+    if is_cached(path, key): return pd.read_csv(path, keep_default_na=False, na_values=[""])
     frame = compute()
+    key_path.unlink(missing_ok=True)                                 # the old key goes first: a crash below recomputes
     write_table(frame, path)
-    atomic_write(key_path, lambda tmp: Path(tmp).write_text(key))   # after the table: a crash in between recomputes
+    atomic_write(key_path, lambda tmp: Path(tmp).write_text(key))
     return frame
 
 def split_digest(split) -> str:
     "A short hash of a tokenised split's examples and labels."
     return hashlib.sha1(json.dumps([split.input_ids, split.labels.tolist()]).encode()).hexdigest()[:12]
+
+def code_digest(*functions) -> str:
+    "A short hash of the source of `functions`: a cached result computed by older code is not read as new."
+    def source(f):
+        try: return inspect.getsource(f)
+        except (OSError, TypeError): return f.__qualname__ + f.__code__.co_code.hex()   # no source file: its bytecode
+    return hashlib.sha1("".join(source(f) for f in functions).encode()).hexdigest()[:12]
 
 def results_key(results: dict, *extra) -> str:
     "A hash of trained prompts (their values, initial values and models) and `extra`: what a cached evaluation depends on."
@@ -88,12 +98,15 @@ def load_finished(folder, names) -> TrainResult:
     return TrainResult(load_prompt(folder), load_prompt(folder, initial=True), history, list(names))
 
 def clear_stale(folder, fingerprint: str) -> None:
-    "Remove from `folder` a prompt, or a checkpoint, trained with other parameters: it starts over."
-    stale = (Path(folder) / "soft_prompt.safetensors").exists() or (
-        (state := read_checkpoint(folder)) is not None and state.get("fingerprint") != fingerprint)
-    if stale:
-        for f in ("soft_prompt.safetensors", "init_soft_prompt.safetensors", "prompt.json", "checkpoint.pt", "metrics.csv"):
-            (Path(folder) / f).unlink(missing_ok=True)
+    """Clear `folder` of what this run cannot use: prompt files that are not a finished prompt of `fingerprint` (another
+    run's, or a final save cut short), and a checkpoint (with its metrics) of other parameters. A checkpoint of
+    `fingerprint` stays: training resumes from it, even from its last step."""
+    folder = Path(folder)
+    if not finished_prompt(folder, fingerprint):
+        for f in ("soft_prompt.safetensors", "init_soft_prompt.safetensors", "prompt.json"): (folder / f).unlink(missing_ok=True)
+    state = read_checkpoint(folder)
+    if state is None or state.get("fingerprint") != fingerprint:
+        for f in ("checkpoint.pt", "metrics.csv"): (folder / f).unlink(missing_ok=True)
 
 def checkpoint_step(folder) -> int | None:
     "The step of the checkpoint in `folder`, or None."
@@ -157,12 +170,18 @@ def train_all(cfg: ExperimentConfig, models, names, data, tokenizer=None, progre
     return {name: results[name] for name in specs}
 
 # %% ../nbs/07_experiment.ipynb #028eabcc
-def test_table(results: dict, models, names, data, train_cfg: TrainConfig) -> pd.DataFrame:
-    "Test loss and accuracy of each trained prompt on each model it was trained on."
-    rows = []
+def test_split_for(data, tokenizer=None):
+    """The test split a prompt of a given length is evaluated on: tokenised for that length, as it was trained
+    (`TaskData.for_prompt_length`: a 2-token prompt leaves texts 14 tokens more than a 16-token one); without a
+    `tokenizer`, the split `data` holds."""
+    return lambda length: (data.for_prompt_length(length, tokenizer) if tokenizer is not None else data).tokenized["test"]
+
+def test_table(results: dict, models, names, data, train_cfg: TrainConfig, tokenizer=None) -> pd.DataFrame:
+    "Test loss and accuracy of each trained prompt on each model it was trained on (`test_split_for` its length)."
+    rows, split_for = [], test_split_for(data, tokenizer)
     for prompt_name, result in results.items():
         chosen = [names.index(n) for n in result.model_names]
-        frame = evaluate_prompt([models[i] for i in chosen], result.model_names, result.prompt, data.tokenized["test"],
+        frame = evaluate_prompt([models[i] for i in chosen], result.model_names, result.prompt, split_for(len(result.prompt)),
                                 data.verbalizer.token_ids, train_cfg.eval_batch_size, train_cfg.resolved_device(), train_cfg.bf16)
         rows.append(frame.assign(prompt=prompt_name, n_models=len(chosen)))
     table = pd.concat(rows, ignore_index=True)[["prompt", "n_models", "model", "loss", "accuracy"]]
@@ -175,18 +194,22 @@ def promptability(test_by_model: pd.DataFrame, margin: float = 0.10) -> pd.DataF
     table = table.assign(promptable=table.above_majority >= margin - 1e-9)
     return table[["model", "prompt", "accuracy", "majority_accuracy", "above_majority", "promptable"]].reset_index(drop=True)
 
-def run_transfer(results: dict, models, names, data, train_cfg: TrainConfig, progress: bool = True) -> pd.DataFrame:
-    "Every prompt, initial and trained, on every model of the family (test split)."
+def run_transfer(results: dict, models, names, data, train_cfg: TrainConfig, progress: bool = True, tokenizer=None) -> pd.DataFrame:
+    "Every prompt, initial and trained, on every model of the family (the test split, `test_split_for` each prompt's length)."
     return transfer_matrix({k: r.prompt for k, r in results.items()}, {k: r.init_prompt for k, r in results.items()},
-                           {k: r.model_names for k, r in results.items()}, models, names, data.tokenized["test"],
+                           {k: r.model_names for k, r in results.items()}, models, names, test_split_for(data, tokenizer),
                            data.verbalizer.token_ids, train_cfg.eval_batch_size, train_cfg.resolved_device(), train_cfg.bf16, progress)
 
-def evaluate_run(run_dir, results: dict, models, names, data, train_cfg: TrainConfig, progress: bool = True) -> tuple:
-    "`(test_by_model, transfer)` of a run's prompts, read from `tables/` when the prompts and test split have not changed."
-    key = results_key(results, data.task.name, names, split_digest(data.tokenized["test"]))
+def evaluate_run(run_dir, results: dict, models, names, data, train_cfg: TrainConfig, progress: bool = True, tokenizer=None) -> tuple:
+    """`(test_by_model, transfer)` of a run's prompts, read from `tables/` when nothing they depend on has changed: the
+    prompts, the test splits, the precision, and the code that computes them."""
+    split_for = test_split_for(data, tokenizer)
+    lengths = sorted({len(r.prompt) for r in results.values()})
+    key = results_key(results, data.task.name, names, [split_digest(split_for(n)) for n in lengths], train_cfg.bf16,
+                      code_digest(test_table, run_transfer, test_split_for, evaluate_prompt, transfer_matrix, split_loss_accuracy))
     tables = Path(run_dir) / "tables"
-    return (cached_table(tables / "test_by_model.csv", key, lambda: test_table(results, models, names, data, train_cfg)),
-            cached_table(tables / "transfer.csv", key, lambda: run_transfer(results, models, names, data, train_cfg, progress)))
+    return (cached_table(tables / "test_by_model.csv", key, lambda: test_table(results, models, names, data, train_cfg, tokenizer)),
+            cached_table(tables / "transfer.csv", key, lambda: run_transfer(results, models, names, data, train_cfg, progress, tokenizer)))
 
 # %% ../nbs/07_experiment.ipynb #1bebcf2e
 def family_positions(refs, fetch: bool = False) -> int | None:
@@ -229,6 +252,19 @@ def check_family_fit(cfg: ExperimentConfig, refs, fetch: bool = False, held_out:
     check_max_length(cfg, family_positions(refs, fetch))
     if held_out: check_held_out_split(cfg, refs)
 
+def local_task_rows(cfg: ExperimentConfig):
+    """The rows a run on local files cuts its splits from, read before any model loads; their checks come with them:
+    the file for `source_split` exists, the columns and labels are the task's, and, unless `allow_shrink`, they are
+    enough for `split_sizes`. None where the data comes with the family (Hub data, the offline task's package)."""
+    if cfg.data_source != "local" or cfg.task == "tweet_sentiment": return None
+    spec = get_task(cfg.task)
+    rows = load_task_rows(cfg.task, "local", cfg.data_dir or os.environ.get("ESP_DATA_DIR"), cfg.source_split, cfg.split_seed)
+    bad_labels = sorted(set(rows.label) - set(range(len(spec.label_words))))
+    if bad_labels: raise ValueError(f"Task {cfg.task!r} has label ids {bad_labels} without a label word; expected 0..{len(spec.label_words) - 1}. "
+                                    f"Fix: check the `label` column of the file for `source_split` in `data_dir`.")
+    if not cfg.allow_shrink: fit_split_sizes(cfg.split_sizes or spec.default_split_sizes, len(rows))
+    return rows
+
 def write_run_params(params: dict, run_dir) -> Path:
     "Record the run's parameters in `run_params.json`, so that tools (the explorer) can reload its family and data."
     return atomic_write(Path(run_dir) / "run_params.json", lambda p: Path(p).write_text(json.dumps(params, indent=1, default=str)))
@@ -237,8 +273,9 @@ def prepare(params: dict, progress: bool = True, task_data=None):
     "Checked config, training config, models, their names, tokenizer and task data (`task_data(tokenizer)` overrides) for a run."
     cfg = experiment_config(params)
     train_cfg = check_config(cfg)
+    process_device(train_cfg)                                   # a GPU this machine lacks: refused before any work
     check_family_fit(cfg, family_references(cfg), fetch=True, held_out=task_data is None)   # before the family is built or downloaded
-    write_run_params(params, cfg.run_dir)                       # only for a run that passed the checks
+    rows = local_task_rows(cfg) if task_data is None else None     # so are local files: there, with columns, labels, enough rows
     refs = ensure_family(cfg)
     models, tokenizer = load_family(refs)
     names = model_short_names(refs)
@@ -247,10 +284,11 @@ def prepare(params: dict, progress: bool = True, task_data=None):
     rank, world = distributed_world()                           # the stages run the models where they are: one process, or
     if rank == 0: models = [m.to(process_device(train_cfg)) for m in models]   # rank 0, which evaluates and reports on all
     # of them, takes the whole family to its device; other ranks take the models they use, when they use them
-    if task_data is not None: return cfg, train_cfg, models, names, tokenizer, task_data(tokenizer)
-    data = load_task_data(cfg.task, tokenizer, cfg.split_sizes, cfg.split_seed, cfg.allow_shrink, cfg.data_source,
-                          cfg.data_dir or os.environ.get("ESP_DATA_DIR"), cfg.source_split, cfg.label_words,
-                          cfg.max_length, max(prompt_train_config(cfg, n).prompt_length for n in cfg.prompts))
+    if task_data is not None: data = task_data(tokenizer)
+    else: data = load_task_data(cfg.task, tokenizer, cfg.split_sizes, cfg.split_seed, cfg.allow_shrink, cfg.data_source,
+                                cfg.data_dir or os.environ.get("ESP_DATA_DIR"), cfg.source_split, cfg.label_words,
+                                cfg.max_length, max(prompt_train_config(cfg, n).prompt_length for n in cfg.prompts), rows=rows)
+    write_run_params(params, cfg.run_dir)                       # only for a run whose family and data loaded
     return cfg, train_cfg, models, names, tokenizer, data
 
 def run_experiment(params: dict, progress: bool = True, task_data=None) -> dict:
@@ -259,7 +297,7 @@ def run_experiment(params: dict, progress: bool = True, task_data=None) -> dict:
     start = time.time(); cfg, train_cfg, models, names, tokenizer, data = prepare(params, progress, task_data); timings["prepare"] = time.time() - start
     start = time.time(); results = train_all(cfg, models, names, data, tokenizer, progress); timings["train"] = time.time() - start
     start = time.time()
-    test_by_model, transfer = evaluate_run(cfg.run_dir, results, models, names, data, train_cfg, progress)
+    test_by_model, transfer = evaluate_run(cfg.run_dir, results, models, names, data, train_cfg, progress, tokenizer)
     tables = {"test_by_model": test_by_model, "transfer": transfer}
     timings["evaluate"] = time.time() - start
     return {"config": cfg, "train_config": train_cfg, "results": results, "tables": tables, "names": names, "data": data, "timings": timings}
@@ -272,7 +310,8 @@ def plan(params: dict) -> pd.DataFrame:
     known = family_references(cfg)
     check_family_fit(cfg, known)
     refs = known or [f"{cfg.family_dir}/seed_{i}" for i in range(FamilyBuildConfig().n_models)]
-    n_train = (cfg.split_sizes or get_task(cfg.task).default_split_sizes)[0]
+    sizes, rows = cfg.split_sizes or get_task(cfg.task).default_split_sizes, local_task_rows(cfg)
+    n_train = (sizes if rows is None else fit_split_sizes(sizes, len(rows), cfg.allow_shrink))[0]   # as the run would cut them
     rows, training_pass = [], {name: k for k, group in enumerate(prompt_groups(cfg)) for name in group}
     for name, (indices, _) in prompt_specs(cfg).items():
         train_cfg = prompt_train_config(cfg, name)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_report.ipynb #e8585414
 from __future__ import annotations
-import hashlib, inspect, json
+import hashlib, inspect, json, logging, re
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +15,22 @@ from .analysis import (SHARED_FIRST_PROMPT, assignment_table, back_translation, 
                                                group_masking_losses, knn_vote, masking_and_compression, masking_heatmap, prompt_importance,
                                                prompt_similarity_table, reduce_to_2d, run_task_and_category, save_figure, vote_alignment)
 from .data import atomic_write, progress_bar
-from .experiment import cached_table, results_key, split_digest, write_table
+from .experiment import cached_table, results_key, split_digest, test_split_for, write_table
 
 # %% auto #0
-__all__ = ['BASE_CATEGORIES', 'REPORT_TEXT', 'prompt_category', 'category_size', 'mean_std', 'format_mean_std', 'prompt_models',
-           'analysis_key', 'token_masking_table_path', 'masking_frame', 'analyse_prompt', 'base_rows',
-           'table1_test_loss', 'table2_similarity', 'importance_by_prompt', 'splitting_by_prompt',
-           'with_shared_first_prompt', 'table3_importance', 'table4_masking_compression', 'table5_seed_dimension',
-           'table6_epochs', 'table8_transfer', 'table9_back_translation', 'tables10_12_masking',
-           'knn_alignment_by_prompt', 'table13_knn_alignment', 'table14_compression', 'loss_by_n_models_figure',
-           'reduction_key', 'cached_reduction', 'markdown_table', 'with_mean_std', 'write_report', 'figure_prompt',
-           'report_run']
+__all__ = ['logger', 'BASE_CATEGORIES', 'OWN_TABLE_CATEGORIES', 'REPORT_TEXT', 'prompt_category', 'category_size',
+           'left_out_prompts', 'warn_left_out', 'mean_std', 'format_mean_std', 'prompt_models', 'analysis_key',
+           'token_masking_table_path', 'masking_frame', 'analyse_prompt', 'base_rows', 'table1_test_loss',
+           'table2_similarity', 'importance_by_prompt', 'splitting_by_prompt', 'with_shared_first_prompt',
+           'table3_importance', 'table4_masking_compression', 'table5_seed_dimension', 'table6_epochs',
+           'table8_transfer', 'table9_back_translation', 'tables10_12_masking', 'knn_alignment_by_prompt',
+           'table13_knn_alignment', 'table14_compression', 'loss_by_n_models_figure', 'reduction_key',
+           'cached_reduction', 'markdown_table', 'with_mean_std', 'write_report', 'figure_prompt', 'report_run']
 
 # %% ../nbs/09_report.ipynb #16c0e4f8
+logger = logging.getLogger(__name__)
 BASE_CATEGORIES = ("1_model", "2_model", "5_model", "10_model")
+OWN_TABLE_CATEGORIES = re.compile(r"^5_model(_init|_train|_e\d+)$")      # summarised by Tables 5 and 6 instead
 
 def prompt_category(name: str) -> str:
     "The study category of a prompt name (`5_model_init_2` -> `5_model_init`), or `other`."
@@ -39,6 +41,20 @@ def category_size(category: str) -> int | None:
     "Number of models of a category (`5_model_e2` -> 5)."
     head = category.split("_")[0]
     return int(head) if head.isdigit() else None
+
+def left_out_prompts(names) -> dict:
+    "Prompt -> category for the prompts that Tables 1, 3, 4 and 13 (by number of models) leave out and Tables 5 and 6 do not hold either."
+    categories = {n: prompt_category(n) for n in names}
+    return {n: c for n, c in categories.items() if c not in BASE_CATEGORIES and not OWN_TABLE_CATEGORIES.match(c)}
+
+def warn_left_out(names) -> dict:
+    "One warning (the module's logger) naming the prompts `left_out_prompts` finds, none if there are none; returns them."
+    left_out = left_out_prompts(names)
+    if left_out:
+        logger.warning(f"Tables 1, 3, 4 and 13 (by number of models) leave out {len(left_out)} prompt(s) outside the 1, 2, 5 and 10-model "
+                       f"categories: {', '.join(f'{n} ({c})' for n, c in left_out.items())}. They appear only in the per-prompt tables and "
+                       "Table 8. Fix: name a prompt <n>_model_<i> with n in 1, 2, 5, 10 to summarise it by its number of models.")
+    return left_out
 
 # %% ../nbs/09_report.ipynb #f4f06398
 def mean_std(frame: pd.DataFrame, by, value: str) -> pd.DataFrame:
@@ -53,9 +69,10 @@ def format_mean_std(mean: float, std: float) -> str:
 def prompt_models(result, models, names) -> list:
     return [models[names.index(n)] for n in result.model_names]
 
-def analysis_key(name: str, result, split, seeds, k: int) -> str:
-    "What a prompt's cached analyses depend on: its values and models, the split, the random seeds and k."
-    return results_key({name: result}, split_digest(split), list(seeds), k)
+def analysis_key(name: str, result, split, seeds, k: int, bf16: bool = False) -> str:
+    """What a prompt's cached analyses depend on: its values and models, the split, the random seeds, k, and bf16
+    (in the key only when on, so analyses cached in fp32 keep their key)."""
+    return results_key({name: result}, split_digest(split), list(seeds), k, *(["bf16"] if bf16 else []))
 
 def token_masking_table_path(tables_dir, name: str) -> Path:
     return Path(tables_dir) / "token_masking" / f"{name}.csv"
@@ -66,15 +83,18 @@ def masking_frame(losses: torch.Tensor, model_names) -> pd.DataFrame:
     return frame.assign(unmasked=losses[:, 0].tolist()).assign(model=[str(n) for n in model_names])[["model", *frame.columns, "unmasked"]]
 
 def analyse_prompt(tables_dir, name: str, result, models, names, tokenizer, split, target_ids, seeds=range(5), k: int = 7,
-                   batch_size: int = 128) -> dict:
+                   batch_size: int = 128, bf16: bool = False, device=None) -> dict:
     """Masking matrix (all prompts); assignment, k-NN votes, back translation, compression (prompts on several models).
-    `batch_size`: sequences per forward in masking and compression (a run's `eval_batch_size`; the results do not depend on it)."""
+    `batch_size`: sequences per forward in masking and compression (a run's `eval_batch_size`; the results do not depend on it).
+    `bf16`, `device`: the run's precision and device for masking and compression (`train_cfg.bf16`, as test and transfer use it;
+    device None: where the models are). bf16 is part of the cache key."""
     tables_dir = Path(tables_dir)
     chosen, model_names = prompt_models(result, models, names), list(result.model_names)
-    key = analysis_key(name, result, split, seeds, k)
+    key = analysis_key(name, result, split, seeds, k, bf16)
     def masking():
         groups = [[i] for i in range(result.prompt.shape[0])]
-        return masking_frame(group_masking_losses(chosen, result.prompt, groups, split, torch.as_tensor(target_ids), batch_size), model_names)
+        losses = group_masking_losses(chosen, result.prompt, groups, split, torch.as_tensor(target_ids), batch_size, device=device, bf16=bf16)
+        return masking_frame(losses, model_names)
     frame = cached_table(token_masking_table_path(tables_dir, name), key, masking)
     matrix = frame.set_index("model").drop(columns="unmasked").rename(columns=int).rename_axis(columns="token")
     unmasked = frame.set_index("model").unmasked
@@ -87,7 +107,7 @@ def analyse_prompt(tables_dir, name: str, result, models, names, tokenizer, spli
                                            lambda: back_translation(result.prompt, chosen, tokenizer, model_names))
     out["compression"] = cached_table(tables_dir / "compression" / f"{name}.csv", key,
                                       lambda: masking_and_compression(chosen, result.prompt, assignment, split, target_ids, model_names, seeds,
-                                                                      batch_size=batch_size))
+                                                                      batch_size=batch_size, device=device, bf16=bf16))
     return out
 
 # %% ../nbs/09_report.ipynb #9c435eda
@@ -192,8 +212,9 @@ def knn_alignment_by_prompt(analyses: dict) -> pd.DataFrame:
     for name, a in analyses.items():
         if "knn_vote" not in a: continue
         for metric, vote in a["knn_vote"].groupby("metric"):
-            relative = vote_alignment(vote, a["assignment"], len(a["matrix"]), column="relative_model")
-            rows.append({"prompt": name, "metric": metric, **vote_alignment(vote, a["assignment"], len(a["matrix"])),
+            names = list(a["matrix"].index)
+            relative = vote_alignment(vote, a["assignment"], len(names), column="relative_model", model_names=names)
+            rows.append({"prompt": name, "metric": metric, **vote_alignment(vote, a["assignment"], len(names), model_names=names),
                          "relative_alignment": relative["alignment"]})
     return pd.DataFrame(rows)
 
@@ -307,12 +328,14 @@ def figure_prompt(results: dict) -> str | None:
 
 def report_run(run_dir, results: dict, models, names, tokenizer, data, test_by_model: pd.DataFrame, transfer: pd.DataFrame,
                seeds=range(5), k: int = 7, vocabulary_sample: int = 1000, facts: dict | None = None, progress: bool = True,
-               batch_size: int = 128) -> dict:
-    "Analyse every prompt of a run and write `tables/`, `figures/` and `report.md`; returns the tables. `batch_size`: see `analyse_prompt`."
+               batch_size: int = 128, bf16: bool = False, device=None) -> dict:
+    """Analyse every prompt of a run and write `tables/`, `figures/` and `report.md`; returns the tables.
+    `batch_size`, `bf16`, `device`: see `analyse_prompt` (pass the run's `eval_batch_size` and `bf16`)."""
     import matplotlib.pyplot as plt
     run_dir = Path(run_dir); tables_dir, figures_dir = run_dir / "tables", run_dir / "figures"
-    split, target_ids = data.tokenized["test"], data.verbalizer.token_ids
-    analyses = {n: analyse_prompt(tables_dir, n, r, models, names, tokenizer, split, target_ids, seeds, k, batch_size)
+    split_for, target_ids = test_split_for(data, tokenizer), data.verbalizer.token_ids   # each prompt's test split, as it was tested
+    warn_left_out(results)
+    analyses = {n: analyse_prompt(tables_dir, n, r, models, names, tokenizer, split_for(len(r.prompt)), target_ids, seeds, k, batch_size, bf16, device)
                 for n, r in progress_bar(results.items(), desc="analysis", total=len(results), disable=not progress)}
     importance = importance_by_prompt(analyses)
     alignment = knn_alignment_by_prompt(analyses)

@@ -19,6 +19,7 @@ from .data import (TASKS, TaskData, atomic_torch_save, atomic_write, collate, ma
                                            epoch_batches, micro_batch_indices, micro_batches_of_group, tokenize_examples, progress_bar)
 from .prompt import PromptedMaskedLM, SoftPrompt, initial_prompt, prepend_prompts, prompted_rows, save_prompt
 from .config import typed_fields
+from .models import freeze
 
 # %% auto #0
 __all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'TRACKERS', 'INIT_FIELDS', 'model_inputs', 'example_losses',
@@ -28,8 +29,8 @@ __all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'TRACKERS', 'INIT_FIELDS
            'process_device', 'model_shard', 'rank_layout', 'idle_data_parallel_groups', 'sum_over_ranks', 'barrier',
            'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking', 'make_trackers', 'TrainResult',
            'model_digest', 'run_fingerprint', 'shared_fields', 'stackable', 'stack_prompts_here', 'checkpoint_path',
-           'read_checkpoint', 'split_optimizer_state', 'stack_optimizer_states', 'train_prompt', 'train_prompts',
-           'toy_task_data']
+           'read_checkpoint', 'split_optimizer_state', 'stack_optimizer_states', 'check_one_each', 'check_prompt_fits',
+           'train_prompt', 'train_prompts', 'toy_task_data']
 
 # %% ../nbs/04_training.ipynb #2774444c
 def model_inputs(batch: dict, device=None) -> tuple:
@@ -285,11 +286,13 @@ class TrainConfig:
         if self.data_parallel_groups < 1: problems.append(f"`data_parallel_groups` must be at least 1, got {self.data_parallel_groups}")
         if self.eval_batch_size < 1: problems.append(f"`eval_batch_size` must be at least 1, got {self.eval_batch_size}")
         if self.grad_clip < 0 or self.weight_decay < 0: problems.append(f"`grad_clip` and `weight_decay` must not be negative, got {self.grad_clip}, {self.weight_decay}")
+        # the device's kind only, not whether this machine has it: `plan` (`make dry-run`) checks on a laptop a run meant
+        # for a GPU machine. `process_device` refuses `cuda` where there is no GPU, when training or evaluation starts
         if self.device != "auto":
-            try: device = torch.device(self.device)
-            except RuntimeError: device = None
-            if device is None or (device.type == "cuda" and not torch.cuda.is_available()):
-                problems.append(f"`device` {self.device!r} is not available here; use auto, cpu, or cuda on a GPU machine")
+            try: kind = torch.device(self.device).type
+            except RuntimeError: kind = None
+            if kind not in ("cpu", "cuda"):
+                problems.append(f"`device` {self.device!r} is not a device this project runs on. Fix: use auto, cpu or cuda (cuda:N for one GPU)")
         if problems: raise ValueError("Bad training parameters: " + "; ".join(problems) + ".")
         return self
 
@@ -343,9 +346,15 @@ def distributed_world() -> tuple:
     return 0, 1
 
 def process_device(cfg: TrainConfig) -> torch.device:
-    "Where this process runs the models: the config's device, and under torchrun on CUDA the rank's own GPU (`LOCAL_RANK`)."
+    """Where this process runs the models: the config's device, and under torchrun on CUDA the rank's own GPU (`LOCAL_RANK`).
+    A CUDA device this machine lacks is refused here, where it is used (`TrainConfig.check` lets a GPU run be planned anywhere)."""
     device, (rank, world) = cfg.resolved_device(), distributed_world()
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank))) if world > 1 and device.type == "cuda" else device
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"`device` {cfg.device!r} needs a GPU, but torch finds none here. Fix: set `device` to auto or cpu, or run on a GPU machine with a CUDA build of torch.")
+    if world > 1 and device.type == "cuda": return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"`device` {cfg.device!r} asks for GPU {device.index}, but this machine has {torch.cuda.device_count()}, numbered from 0. Fix: use cuda (the first GPU) or auto.")
+    return device
 
 def model_shard(n_models: int, rank: int, world_size: int) -> list:
     "Indices of the models rank `rank` holds: contiguous shares whose sizes differ by at most one (none for ranks past the last model)."
@@ -495,6 +504,23 @@ def stack_optimizer_states(states: list) -> dict:
     stack_of = lambda values: torch.stack(values) if torch.is_tensor(values[0]) and values[0].dim() == 2 else values[0]
     return {**first, "state": {k: {n: stack_of([st["state"][k][n] for st in states]) for n in s} for k, s in first["state"].items()}}
 
+def check_one_each(values, n: int, name: str, of: str, fix: str):
+    "Refuse `values`, meant as one for each of `n` `of` (prompts, models), when it holds more or fewer (None or empty: not given)."
+    if values and len(values) != n: raise ValueError(f"`{name}` has {len(values)} entries for {n} {of}. Fix: {fix}.")
+
+def check_prompt_fits(models, data: TaskData, prompt_length: int):
+    """Refuse a `prompt_length` that `data` was not tokenised for (`TaskData.prompt_length`, None: not known), or that
+    with the longest tokenised example needs more positions than the models embed (`max_position_embeddings`)."""
+    if data.prompt_length not in (None, prompt_length):
+        raise ValueError(f"The data was tokenised with room for a prompt of {data.prompt_length} tokens, but `prompt_length` is {prompt_length}. "
+                         f"Fix: tokenise it for this prompt with `data.for_prompt_length({prompt_length}, tokenizer)` (`TaskData.for_prompt_length`).")
+    longest = max((max(split.lengths, default=0) for split in data.tokenized.values()), default=0)
+    positions = min((m.config.max_position_embeddings for m in models if hasattr(getattr(m, "config", None), "max_position_embeddings")), default=None)
+    if positions is not None and prompt_length + longest > positions:
+        raise ValueError(f"A prompt of {prompt_length} tokens before the longest tokenised example ({longest} tokens) needs {prompt_length + longest} "
+                         f"positions, but the models embed {positions} (`max_position_embeddings`). Fix: shorten `prompt_length` to at most "
+                         f"{positions - longest}, or tokenise the texts with `max_length` at most {positions}, which truncates them to fit.")
+
 def train_prompt(models, data: TaskData, cfg: TrainConfig, run_dir=None, model_names=None, tokenizer=None,
                  progress: bool = True, stop_after_step: int | None = None, trackers=()) -> TrainResult:
     "Train one soft prompt through all `models` on `data`; resumable from `run_dir`; metrics also go to `trackers`."
@@ -504,10 +530,17 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
                   progress: bool = True, stop_after_step: int | None = None, trackers=None) -> list:
     """Train P soft prompts that differ only in their initialisation (`stackable`) through all `models` on `data` in
     one pass: the prompts are stacked `[P, L, H]` along the batch, each gets the gradient of its own loss and its own
-    clipping, and each is saved, checkpointed and tracked in its own `run_dirs[p]` as if trained alone."""
+    clipping, and each is saved, checkpointed and tracked in its own `run_dirs[p]` as if trained alone. The models are
+    frozen in place (`freeze`: eval mode, so no dropout, and no gradients for their weights) and moved to the device."""
     for cfg in cfgs: cfg.check()
     if not stackable(cfgs): raise ValueError(f"Prompts trained in one pass may differ only in {', '.join(INIT_FIELDS)}. Fix: train them one at a time (`train_prompt`).")
     cfg, n_prompts, stacked = cfgs[0], len(cfgs), len(cfgs) > 1
+    check_one_each(run_dirs, n_prompts, "run_dirs", "prompts", "give one run folder (or None) per prompt, in the order of `cfgs`")
+    check_one_each(trackers, n_prompts, "trackers", "prompts", "give one list of trackers (or an empty one) per prompt, in the order of `cfgs`")
+    check_one_each(model_names, len(models), "model_names", "models", "give one name per model, in the order of `models`")
+    check_prompt_fits(models, data, cfg.prompt_length)
+    device = process_device(cfg)                                 # a GPU this machine lacks is refused here, before any work
+    for model in models: freeze(model)                           # only the prompt trains
     run_dirs = list(run_dirs or [None] * n_prompts)
     trackers = list(trackers or [()] * n_prompts)
     model_names = [str(n) for n in (model_names or [f"model_{i}" for i in range(len(models))])]
@@ -520,7 +553,6 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
         warnings.warn(f"{idle_data_parallel_groups(cfg, groups)} of the {groups} data-parallel groups draw no micro-batch in a step. Fix: {fix}.")
     mine = model_shard(len(models), group_rank, per_group)       # all models in one process
     n_models, lead = len(models), rank == 0                      # only rank 0 writes files and shows progress
-    device = process_device(cfg)
     fingerprints = [run_fingerprint(c, models, model_names, data) for c in cfgs]
     as_stack = lambda tensors: torch.stack(tensors) if stacked else tensors[0]       # P prompts' tensors -> [P, L, H], or [L, H] for one
     as_list = lambda t: [x.clone() for x in t] if stacked else [t]                   # and back: each prompt's own copy
@@ -595,7 +627,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
             micro_batches = micro_batch_indices(indices, lengths, micro)   # similar lengths together: less padding
             for chunk in micro_batches_of_group(micro_batches, group, groups):   # every micro-batch in one process; a share in group G
                 with autocast(device, cfg.bf16):
-                    model_losses = losses(prompt(), collate(train, chunk)) if models else torch.zeros(0, device=device)
+                    model_losses = losses(prompt(), collate(train, chunk)) if models else torch.zeros(per_model_shape, device=device)   # [0] or [0, P]
                 # the sum over prompts: each prompt's gradient is that of its own mean loss
                 if models: (mean_loss(model_losses).sum() * len(chunk) / len(indices)).backward()
                 my_losses += model_losses.detach().float() * len(chunk) / len(indices)

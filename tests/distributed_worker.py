@@ -1,5 +1,6 @@
 """Run under torchrun by test_distributed.py: train one prompt on a tiny 3-model family, model-sharded over the ranks (or split into
-data-parallel groups: argv[2]); with argv[3] `stacked`, two prompts differing in their init seed in one pass instead."""
+data-parallel groups: argv[2]); with argv[3] `stacked`, two prompts differing in their init seed in one pass instead, on a family
+of argv[4] models (default 3; 1 leaves rank 1 without a model)."""
 import sys
 from pathlib import Path
 
@@ -22,12 +23,13 @@ def train(out_dir=None, data_parallel_groups=1):
     return result, masking
 
 
-def train_stacked(out_dir=None, init_seeds=(1, 2)):
-    "Prompts differing only in their init seed, trained in one pass (`train_prompts`), each in `out_dir/stack_<i>`."
+def train_stacked(out_dir=None, init_seeds=(1, 2), n_models=3):
+    "Prompts differing only in their init seed, trained in one pass (`train_prompts`) through `n_models` models, each in `out_dir/stack_<i>`."
     tokenizer = tiny_tokenizer()
-    models, data = tiny_family(3, tokenizer), toy_task_data(tokenizer)
+    models, data = tiny_family(n_models, tokenizer), toy_task_data(tokenizer)
     configs = [TrainConfig(**{**CONFIG, "init_seed": seed}) for seed in init_seeds]
-    return train_prompts(models, data, configs, [out_dir / f"stack_{i}" if out_dir else None for i in range(len(configs))], ["m0", "m1", "m2"], progress=False)
+    return train_prompts(models, data, configs, [out_dir / f"stack_{i}" if out_dir else None for i in range(len(configs))],
+                         [f"m{i}" for i in range(n_models)], progress=False)
 
 
 if __name__ == "__main__":
@@ -41,8 +43,8 @@ if __name__ == "__main__":
     training.family_losses_loop = counting_loop
     rank, world = init_process_group("gloo")
     out = Path(sys.argv[1])
-    if sys.argv[3:] == ["stacked"]:
-        results = train_stacked(out)
+    if sys.argv[3:4] == ["stacked"]:
+        results = train_stacked(out, n_models=int(sys.argv[4]) if len(sys.argv) > 4 else 3)
         torch.save({"prompts": [r.prompt for r in results], "histories": [r.history for r in results], "seen": seen}, out / f"rank_{rank}.pt")
     else:
         result, masking = train(out / "run", int(sys.argv[2]) if len(sys.argv) > 2 else 1)

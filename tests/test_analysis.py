@@ -173,3 +173,111 @@ def test_analyse_prompt_runs_masking_and_compression_at_the_given_batch_size(set
     assert seen[2:] == [("group_masking_losses", 128), ("masking_and_compression", 128)]
     assert np.abs(out["matrix"].to_numpy() - default["matrix"].to_numpy()).max() < 1e-5     # the forward size changes no result
     assert np.abs(out["compression"].loss.to_numpy() - default["compression"].loss.to_numpy()).max() < 1e-5
+
+
+def test_model_name_mismatch_is_an_error_not_empty_tokens(setup, monkeypatch):
+    "Released names (`google/multiberts-seed_0`) against a run's short names: an error before any model runs, not n_tokens=0 everywhere."
+    from explainable_soft_prompts import analysis
+    from explainable_soft_prompts.analysis import check_assignment, tokens_by_model, vote_alignment
+    _, models, split, targets, prompt = setup
+    long = [f"google/{n}" for n in NAMES]
+    assignment = pd.DataFrame({"token": range(6), "model": [long[i % 3] for i in range(6)]})
+    with pytest.raises(ValueError, match=r"not among the model names \['m0', 'm1', 'm2'\].*Fix:"): tokens_per_model(assignment, NAMES)
+    with pytest.raises(ValueError, match="google/m0"): tokens_by_model(assignment, NAMES)
+    def no_pass(*args, **kwargs): raise AssertionError("a pass over the split ran before the check")
+    monkeypatch.setattr(analysis, "split_loss_accuracy", no_pass)
+    with pytest.raises(ValueError, match="not among the model names"): masking_and_compression(models, prompt, assignment, split, targets, NAMES)
+    short = assignment.assign(model=[NAMES[i % 3] for i in range(6)])
+    with pytest.raises(ValueError, match=r"not exactly 0\.\.5"): masking_and_compression(models, prompt, short.iloc[1:], split, targets, NAMES)
+    with pytest.raises(ValueError, match=r"not exactly 0\.\.5"): masking_and_compression(models, prompt, short.assign(token=range(1, 7)), split, targets, NAMES)
+    assert tokens_per_model(short, NAMES).tolist() == [2, 2, 2] and check_assignment(short, NAMES, n_tokens=6) == NAMES
+    vote = pd.DataFrame({"token": range(6), "model": [NAMES[i % 3] for i in range(6)], "certainty": 1.0})
+    with pytest.raises(ValueError, match="not among the model names"): vote_alignment(vote, assignment, 3, model_names=NAMES)
+    with pytest.raises(ValueError, match="do not match"): vote_alignment(vote, assignment, 3)
+    with pytest.raises(ValueError, match="same tokens"): vote_alignment(vote, short.assign(token=range(6, 12)), 3)   # an empty merge
+    assert vote_alignment(vote, short, 3, model_names=NAMES)["alignment"] == 1.0
+
+
+def test_read_token_masking_csv_rejects_damaged_files(tmp_path):
+    def read(text):
+        path = tmp_path / "0_1_token_drop_out_test.csv"
+        path.write_text(text)
+        return read_token_masking_csv(path)
+    with pytest.raises(ValueError, match=r"line 3: 2 cells, but the header has 3.*Fix:"): read("seed,0,1\na,1,2\nb,3\n")
+    with pytest.raises(ValueError, match=r"line 2: 4 cells"): read("seed,0,1\na,1,2,7\nb,3,4\n")
+    with pytest.raises(ValueError, match=r"model\(s\) \['a'\] have several rows.*Fix:"): read("seed,0,1\na,1,2\na ,3,4\n")
+    with pytest.raises(ValueError, match=r"is empty.*Fix:"): read("")
+    with pytest.raises(ValueError, match="no token columns"): read("seed\na\n")
+    with pytest.raises(ValueError, match="'x' is not a number"): read("seed,0,1\na,1,x\n")
+    assert read("seed,0,1\n\na,1,2\n").to_numpy().tolist() == [[1.0, 2.0]]
+
+
+def test_report_warns_once_about_prompts_the_tables_leave_out(caplog):
+    from explainable_soft_prompts import report
+    names = ["1_model_0", "2_model_1", "3_model_0", "5_model_init_1", "5_model_0_e2", "mine"]
+    with caplog.at_level("WARNING", logger="explainable_soft_prompts.report"):
+        assert report.warn_left_out(names) == {"3_model_0": "3_model", "mine": "other"}
+    assert len(caplog.records) == 1 and caplog.records[0].name == "explainable_soft_prompts.report"
+    message = caplog.records[0].getMessage()
+    assert "3_model_0 (3_model)" in message and "mine (other)" in message and "5_model_init_1" not in message and "Fix:" in message
+    caplog.clear()
+    report.warn_left_out(["1_model_0", "10_model_2", "5_model_train_3"])
+    assert not caplog.records
+
+
+def test_analyse_prompt_runs_at_the_given_precision_and_device(setup, tmp_path, monkeypatch):
+    "The run's bf16 and device reach masking and compression, and bf16 keys the cache: changing it recomputes."
+    from explainable_soft_prompts import report
+    from explainable_soft_prompts.training import TrainResult
+    tokenizer, models, split, targets, prompt = setup
+    seen = []
+    def spy(function):
+        def wrapped(*args, **kwargs):
+            seen.append((function.__name__, kwargs.get("bf16"), kwargs.get("device")))
+            return function(*args, **kwargs)
+        return wrapped
+    monkeypatch.setattr(report, "group_masking_losses", spy(report.group_masking_losses))
+    monkeypatch.setattr(report, "masking_and_compression", spy(report.masking_and_compression))
+    result = TrainResult(prompt, torch.zeros_like(prompt), [], NAMES)
+    run = lambda **kw: report.analyse_prompt(tmp_path, "3_model_0", result, models, NAMES, tokenizer, split, targets, seeds=range(1), **kw)
+    bf16 = run(bf16=True, device="cpu")
+    assert seen == [("group_masking_losses", True, "cpu"), ("masking_and_compression", True, "cpu")]
+    key_file = report.token_masking_table_path(tmp_path, "3_model_0").with_name("3_model_0.csv.key")
+    assert key_file.read_text() == report.analysis_key("3_model_0", result, split, range(1), 7, bf16=True)
+    run(bf16=True, device="cpu")
+    assert len(seen) == 2                                                   # same precision: read back
+    fp32 = run()
+    assert seen[2:] == [("group_masking_losses", False, None), ("masking_and_compression", False, None)]   # changed: recomputed
+    assert key_file.read_text() == report.analysis_key("3_model_0", result, split, range(1), 7)
+    difference = np.abs(bf16["matrix"].to_numpy() - fp32["matrix"].to_numpy()).max()
+    assert 0 < difference < 0.05                                            # bf16 ran: close to fp32, not equal
+
+
+def _plain_importance(csv_path) -> float:
+    "Important-token loss the way upstream reads the CSVs: np.genfromtxt, each token's largest loss over models, mean over tokens."
+    values = np.genfromtxt(csv_path, delimiter=",", skip_header=1)[:, 1:]
+    return float(values.max(axis=0).mean())
+
+
+def test_released_imdb_headline_values():
+    "Table 3/5 figures from the released IMDb masking matrices, recomputed here with plain numpy from the files the README names."
+    if not ARTIFACTS.is_dir(): pytest.skip(f"no released artifacts at {ARTIFACTS}")
+    table = important_token_loss(ARTIFACTS).set_index(["task", "category"])
+    def plain(runs):
+        values = [_plain_importance(next((ARTIFACTS / run / "checkpoints").glob("*_token_drop_out_test.csv"))) for run in runs]
+        return len(values), float(np.mean(values)), float(np.std(values))
+    expected = {"5_model": plain([f"5_model_{i}" for i in range(5)]),                      # README: IMDb 5_model_0.._4
+                "10_model": plain([f"10_model_{i}" for i in range(5)]),
+                "5_model_init": plain(["5_model_0"] + [f"5_model_init_{i}" for i in range(1, 5)])}   # init_0 is 5_model_0
+    for category, (n, mean, std) in expected.items():
+        row = table.loc[("imdb", category)]
+        assert row.n_prompts == n == 5, category
+        assert row["mean"] == pytest.approx(mean, rel=1e-12) and row["std"] == pytest.approx(std, rel=1e-12, abs=1e-15), category
+    # the token split of 5_model_0 with the released model names: every token owned, by the model with the highest loss
+    path = next((ARTIFACTS / "5_model_0" / "checkpoints").glob("*_token_drop_out_test.csv"))
+    matrix = read_token_masking_csv(path)
+    owners = np.bincount(np.genfromtxt(path, delimiter=",", skip_header=1)[:, 1:].argmax(axis=0), minlength=5)
+    counts = tokens_per_model(assignment_table(matrix), [f"google/multiberts-seed_{i}" for i in range(5)])
+    assert counts.tolist() == owners.tolist() and counts.sum() == 16
+    with pytest.raises(ValueError, match="not among the model names"):
+        tokens_per_model(assignment_table(matrix), [f"multiberts-seed_{i}" for i in range(5)])

@@ -55,19 +55,33 @@ def test_two_data_parallel_groups_train_the_same_prompt_as_one_process(tmp_path)
     assert np.allclose(two.filter(like="/m").to_numpy(), one.filter(like="/m").to_numpy(), atol=1e-5, equal_nan=True)   # each group saw half of every batch
 
 
+def assert_stacked_ranks_match(ranks, alone):
+    "Both ranks end with the same prompts, each as trained in one process (`alone`), with its per-model history; two prompts, not one twice."
+    for p, single in enumerate(alone):
+        assert torch.equal(ranks[0]["prompts"][p], ranks[1]["prompts"][p])
+        assert torch.allclose(ranks[0]["prompts"][p], single.prompt, atol=1e-5)
+        two, one = pd.DataFrame(ranks[0]["histories"][p]), pd.DataFrame(single.history)
+        assert np.allclose(two.filter(like="/m").to_numpy(), one.filter(like="/m").to_numpy(), atol=1e-5, equal_nan=True)
+    assert not torch.allclose(ranks[0]["prompts"][0], ranks[0]["prompts"][1])
+
+
 def test_two_processes_train_stacked_prompts_as_one_process_trains_each(tmp_path):
     "Prompts differing in their init seed, trained in one pass on 2 model-sharded ranks: each as if trained alone in one process."
     torchrun([str(REPO / "tests" / "distributed_worker.py"), str(tmp_path), "1", "stacked"], cwd=REPO)
     ranks = [torch.load(tmp_path / f"rank_{r}.pt") for r in range(2)]
     assert [r["seen"]["models"] for r in ranks] == [{1}, {2}]                 # the models are split
     alone = [distributed_worker.train(data_parallel_groups=1)[0], distributed_worker.train_stacked(init_seeds=(2,))[0]]
-    for p, single in enumerate(alone):
-        assert torch.equal(ranks[0]["prompts"][p], ranks[1]["prompts"][p])
-        assert torch.allclose(ranks[0]["prompts"][p], single.prompt, atol=1e-5)
-        two, one = pd.DataFrame(ranks[0]["histories"][p]), pd.DataFrame(single.history)
-        assert np.allclose(two.filter(like="/m").to_numpy(), one.filter(like="/m").to_numpy(), atol=1e-5, equal_nan=True)
-    assert not torch.allclose(ranks[0]["prompts"][0], ranks[0]["prompts"][1])    # two prompts, not one twice
+    assert_stacked_ranks_match(ranks, alone)
     assert all((tmp_path / f"stack_{p}" / "soft_prompt.safetensors").exists() for p in range(2))
+
+
+def test_a_rank_without_models_trains_stacked_prompts_with_the_other(tmp_path):
+    "More processes than models: on a 1-model family rank 1 holds none, yet takes every step of 2 stacked prompts with rank 0."
+    torchrun([str(REPO / "tests" / "distributed_worker.py"), str(tmp_path), "1", "stacked", "1"], cwd=REPO)
+    ranks = [torch.load(tmp_path / f"rank_{r}.pt") for r in range(2)]
+    assert [r["seen"]["models"] for r in ranks] == [{1}, set()]              # rank 1 runs no model
+    alone = distributed_worker.train_stacked(n_models=1)                      # both prompts in one process
+    assert_stacked_ranks_match(ranks, alone)
 
 
 def test_the_command_line_runs_an_experiment_on_two_processes(tmp_path):

@@ -136,3 +136,51 @@ def test_local_dataset_files_on_the_seed_family_pass_their_dry_run(task):
     params = load_params(REPO / "params" / f"{task}-mini.yml")
     table = plan({**params, "data_dir": str(SHARED / "data")})
     assert len(table) == 15 and set(table.n_models) == {1, 2, 5} and (table.steps > 0).all()
+
+
+@pytest.mark.parametrize("notebook", [NOTEBOOK, REPORT], ids=lambda p: p.name)
+def test_notebook_parameter_defaults_are_the_library_defaults(notebook):
+    "A parameter file that leaves a setting out gets the same run from papermill as from `plan`, `prepare` and torchrun."
+    import json
+    from dataclasses import MISSING, fields
+    from explainable_soft_prompts.config import ExperimentConfig
+    from explainable_soft_prompts.training import TrainConfig
+    cell = next(c for c in json.loads(notebook.read_text())["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    given = {}
+    exec("".join(cell["source"]), {}, given)
+    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for cls in (ExperimentConfig, TrainConfig) for f in fields(cls)}
+    assert set(given) <= set(defaults), sorted(set(given) - set(defaults))
+    differing = {k: (v, defaults[k]) for k, v in given.items() if v != defaults[k]}
+    assert not differing, f"notebook default vs library default: {differing}"
+
+
+def test_prompts_are_tested_and_analysed_on_texts_cut_for_their_own_length(tmp_path):
+    "A 2-token prompt trained on texts cut for 2 tokens is tested, transferred and masked on those texts, not on the 4-token prompts'."
+    from explainable_soft_prompts.data import TaskData, tokenize_examples
+    from explainable_soft_prompts.evaluation import evaluate_prompt
+    from explainable_soft_prompts.experiment import run_experiment
+    from explainable_soft_prompts.models import family_members, load_family
+    from explainable_soft_prompts.report import report_run, token_masking_table_path
+    from explainable_soft_prompts.training import toy_task_data
+    tiny_family(2, tiny_tokenizer(), folder=tmp_path / "family")
+    def cut_for_four(tokenizer):            # four-word texts in 10 positions: 3 words fit after 4 prompt tokens, all 4 after 2
+        toy = toy_task_data(tokenizer)
+        tokenized = {k: tokenize_examples(v.text, v.label, tokenizer, 10, 4) for k, v in toy.splits.items()}
+        return TaskData(toy.task, toy.splits, tokenized, toy.verbalizer, prompt_length=4, max_length=10)
+    params = {"run_name": "cut", "family_dir": str(tmp_path / "family"), "output_dir": str(tmp_path / "out"), "max_length": 10,
+              "prompts": {"2_model_0": [0, 1], "1_model_0_sp": {"models": [0], "prompt_length": 2}}, "prompt_length": 4,
+              "epochs": 1, "batch_size": 8, "lr": 0.3}
+    out = run_experiment(params, progress=False, task_data=cut_for_four)
+    models, tokenizer = load_family(family_members(tmp_path / "family"))
+    report_run(out["config"].run_dir, out["results"], models, out["names"], tokenizer, out["data"], out["tables"]["test_by_model"],
+               out["tables"]["transfer"], seeds=range(1), vocabulary_sample=10, progress=False)
+    short = out["results"]["1_model_0_sp"]
+    own_split = out["data"].for_prompt_length(2, tokenizer).tokenized["test"]
+    assert max(own_split.lengths) > max(out["data"].tokenized["test"].lengths)
+    expected = evaluate_prompt(models[:1], ["seed_0"], short.prompt, own_split, out["data"].verbalizer.token_ids).loss.item()
+    on_cut_texts = evaluate_prompt(models[:1], ["seed_0"], short.prompt, out["data"].tokenized["test"], out["data"].verbalizer.token_ids).loss.item()
+    assert abs(on_cut_texts - expected) > 1e-4                  # the two splits give another loss: the checks below can tell them apart
+    tested = out["tables"]["test_by_model"].set_index("prompt").loss["1_model_0_sp"]
+    transferred = out["tables"]["transfer"].query("prompt == '1_model_0_sp' and state == 'trained' and trained_on").loss.item()
+    masked = pd.read_csv(token_masking_table_path(out["config"].run_dir / "tables", "1_model_0_sp")).unmasked.item()
+    assert abs(tested - expected) < 1e-5 and abs(transferred - expected) < 1e-5 and abs(masked - expected) < 1e-5, (tested, transferred, masked, expected)
