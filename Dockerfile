@@ -1,11 +1,11 @@
 # CPU image by default, installed exactly as `make install` does: torch from TORCH_SPEC, then every other package
 # from requirements-lock.txt with its hashes checked, then the project itself without dependencies.
-# CUDA: docker build --build-arg BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 \
-#         --build-arg TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126" .
-# (a CUDA base needs Python 3.11 and pip on it; the CPU base has them.)
+# CUDA: the CUDA wheel brings its own CUDA libraries, so the Python base serves; the host needs the NVIDIA driver and
+# the container toolkit (docker run --gpus all ...):
+#   docker build --build-arg TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126" .
 ARG BASE=python:3.11-slim
 FROM ${BASE}
-ARG TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+ARG TORCH_SPEC="torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu"
 RUN apt-get update && apt-get install -y --no-install-recommends make git && rm -rf /var/lib/apt/lists/*
 WORKDIR /workspace
 COPY . .

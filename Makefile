@@ -1,14 +1,15 @@
 # Two commands do all set-up on a fresh machine with Python 3.11:
 #   make reproduce   install, build the seed family if missing, run the offline default experiment
 #   make test        install, run nbdev_test and the pytest suite
-# CPU installs take torch from TORCH_SPEC first, so nothing pulls a CUDA build; on a GPU machine override it, e.g.
+# torch comes first, from TORCH_SPEC: by default PyTorch's CPU build (the CPU index's 2.13.0+cpu ranks above PyPI's
+# 2.13.0, which would pull the CUDA libraries on Linux), so nothing pulls a CUDA build; on a GPU machine override it, e.g.
 #   make reproduce TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-TORCH_SPEC ?= torch==2.13.0
+TORCH_SPEC ?= torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu
 PARAMS ?= params/mini.yml
 # the run's folder, where the notebooks write its results: outputs/<run_name>, the parameter file's `run_name`
 # or the notebooks' default (mini)
@@ -18,9 +19,10 @@ STAMP := $(VENV)/.installed
 # progress bars as plain text lines, which papermill copies into its log (a widget would be invisible there)
 export ESP_PROGRESS ?= text
 
-.PHONY: install reproduce released dry-run test family lock lab readme check-sync docs bench
+.PHONY: install reproduce released dry-run test family lock lab readme check-sync docs bench params-file
 
 $(STAMP): setup.py settings.ini requirements-lock.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || { echo "$(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); the locked packages need 3.11 or newer. Fix: install Python 3.11, or run make PYTHON=/path/to/python3.11 ..."; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
@@ -31,11 +33,14 @@ $(STAMP): setup.py settings.ini requirements-lock.txt
 
 install: $(STAMP)
 
-reproduce: install
+reproduce: params-file install
 	mkdir -p outputs/$(RUN)
 	$(BIN)/papermill nbs/experiments/train_and_evaluate.ipynb outputs/$(RUN)/train_and_evaluate.ipynb -f $(PARAMS) --cwd . --log-output --no-progress-bar
 	$(BIN)/papermill nbs/experiments/analyse_and_report.ipynb outputs/$(RUN)/analyse_and_report.ipynb -f $(PARAMS) --cwd . --log-output --no-progress-bar
 	@echo "Results: outputs/$(RUN)/report.md (tables/, figures/, prompts/, the executed notebooks)"
+
+params-file:
+	@test -f "$(PARAMS)" || { echo "No parameter file $(PARAMS) (PARAMS=...). Fix: one of $$(ls params/*.yml | tr '\n' ' ')"; exit 1; }
 
 # the study's released prompts and masking matrices through the analysis notebook
 ARTIFACTS ?= ../shared/paper_artifacts
@@ -55,7 +60,7 @@ bench: install
 	echo "make bench: $$(( $$(date +%s) - start )) s in all; results in outputs/bench/"
 
 # check a parameter file and print the plan (prompts, models, steps) without loading anything
-dry-run: install
+dry-run: params-file install
 	$(PY) -c "from explainable_soft_prompts.experiment import plan; from explainable_soft_prompts.config import load_params; import pandas as pd; pd.set_option('display.width', 200); print(plan(load_params('$(PARAMS)')).to_string())"
 
 # rebuild the default seed family from scratch (7 cycles of about 45 minutes each on 2 cores), ship it as fp16 in $(FAMILY_DIR),
@@ -94,7 +99,7 @@ lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install -q $(TORCH_SPEC) && .lock-venv/bin/pip install -q -e ".[dev]"
 	{ echo "# Pinned versions of every Python dependency except torch (installed first from TORCH_SPEC), resolved on Python 3.11, linux x86_64."; \
 	  echo "# Regenerate with: make lock (a fresh resolve, then PyPI's sha256 of each release's files, tools/lock_hashes.py)."; \
-	  .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -i -E '^(torch|pip)=='; } > requirements-lock.txt.new
+	  .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -i -E '^(torch|pip|triton|nvidia-[a-z0-9_-]+)=='; } > requirements-lock.txt.new
 	.lock-venv/bin/python tools/lock_hashes.py requirements-lock.txt.new && mv requirements-lock.txt.new requirements-lock.txt && rm -rf .lock-venv
 	-$(PY) -m pip install -q conda-lock && $(BIN)/conda-lock lock -f environment.yml -p linux-64 --lockfile conda-lock.yml
 

@@ -53,9 +53,10 @@ def test_makefile_and_dockerfile_install_the_same_set_the_same_way():
     docker_cmds = [c.replace("${TORCH_SPEC}", "TORCH") for c in install_commands(dockerfile)]
     expected = ["install TORCH", "install --require-hashes --no-deps -r requirements-lock.txt", "install --no-deps -e .", "check"]
     assert make_cmds[-4:] == expected and docker_cmds == expected
-    make_torch = re.search(r"^TORCH_SPEC \?= (\S+)", makefile, re.M)[1]
-    docker_torch = re.search(r'^ARG TORCH_SPEC="(\S+)', dockerfile, re.M)[1]
-    assert make_torch == docker_torch == "torch==2.13.0"
+    make_torch = re.search(r"^TORCH_SPEC \?= (.+)$", makefile, re.M)[1].strip()
+    docker_torch = re.search(r'^ARG TORCH_SPEC="([^"]+)"', dockerfile, re.M)[1]
+    # the same pin from PyTorch's CPU index: on Linux PyPI's torch==2.13.0 would pull the CUDA libraries
+    assert make_torch == docker_torch == "torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu"
     assert re.search(r"^ARG BASE=python:3\.11", dockerfile, re.M) and "FROM ${BASE}" in dockerfile   # a CUDA base is a build argument
 
 
@@ -63,6 +64,9 @@ def test_environment_yml_installs_the_lock():
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert "python=3.11" in env["dependencies"] and pip_section == ["--require-hashes", "-r requirements-lock.txt"]
+    makefile = (REPO / "Makefile").read_text()
+    version = re.search(r"^TORCH_SPEC \?= torch==(\S+)", makefile, re.M)[1]
+    assert f"pytorch={version}=cpu_*" in env["dependencies"] and env["channels"] == ["conda-forge"]   # the same torch, CPU
 
 
 @pytest.mark.skipif(not (REPO / ".venv" / ".installed").exists(), reason="the environment was not installed by make install")
