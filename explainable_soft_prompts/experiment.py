@@ -172,9 +172,17 @@ def train_all(cfg: ExperimentConfig, models, names, data, tokenizer=None, progre
 # %% ../nbs/07_experiment.ipynb #028eabcc
 def test_split_for(data, tokenizer=None):
     """The test split a prompt of a given length is evaluated on: tokenised for that length, as it was trained
-    (`TaskData.for_prompt_length`: a 2-token prompt leaves texts 14 tokens more than a 16-token one); without a
-    `tokenizer`, the split `data` holds."""
-    return lambda length: (data.for_prompt_length(length, tokenizer) if tokenizer is not None else data).tokenized["test"]
+    (TaskData's `for_prompt_length`: a 2-token prompt leaves texts 14 tokens more than a 16-token one), once per length.
+    Without a `tokenizer`, the split `data` holds, for data of no fixed prompt length (the toy task) or that length."""
+    splits = {}
+    def split_for(length: int):
+        if length not in splits:
+            if tokenizer is None and data.prompt_length not in (None, length):
+                raise ValueError(f"A prompt of {length} tokens is tested on texts cut for {length} tokens, but the data holds them cut for "
+                                 f"{data.prompt_length}. Fix: pass the run's `tokenizer`.")
+            splits[length] = (data.for_prompt_length(length, tokenizer) if tokenizer is not None else data).tokenized["test"]
+        return splits[length]
+    return split_for
 
 def test_table(results: dict, models, names, data, train_cfg: TrainConfig, tokenizer=None) -> pd.DataFrame:
     "Test loss and accuracy of each trained prompt on each model it was trained on (`test_split_for` its length)."

@@ -13,6 +13,7 @@ import torch
 from .analysis import (assignment_table, back_translation, knn_vote, masking_heatmap, model_colours,
                                                token_masking_matrix, zero_rows)
 from .data import TokenizedSplit, atomic_write
+from .experiment import test_split_for
 from .prompt import load_prompt, load_prompt_metadata
 from .training import split_loss_accuracy
 
@@ -78,7 +79,8 @@ class PromptView:
             if missing: raise ValueError(f"Prompt {prompt_name} was trained on {missing}, which the run's family ({names}) lacks.")
             self.models = [models[names.index(n)] for n in trained_on]
             self.model_names, self.tokenizer = trained_on, tokenizer
-            self.split, self.target_ids = sample_split(data.tokenized["test"], max_examples), data.verbalizer.token_ids
+            own_split = test_split_for(data, tokenizer)(len(self.prompt))     # the texts the run tested this prompt on
+            self.split, self.target_ids = sample_split(own_split, max_examples), data.verbalizer.token_ids
             self.matrix, self.unmasked = token_masking_matrix(self.models, self.prompt, self.split, self.target_ids, self.model_names)
         else:
             path = masking_matrix_path(self.run_dir, prompt_name)

@@ -18,19 +18,21 @@ from .data import atomic_write, progress_bar
 from .experiment import cached_table, results_key, split_digest, test_split_for, write_table
 
 # %% auto #0
-__all__ = ['logger', 'BASE_CATEGORIES', 'OWN_TABLE_CATEGORIES', 'REPORT_TEXT', 'prompt_category', 'category_size',
-           'left_out_prompts', 'warn_left_out', 'mean_std', 'format_mean_std', 'prompt_models', 'analysis_key',
-           'token_masking_table_path', 'masking_frame', 'analyse_prompt', 'base_rows', 'table1_test_loss',
-           'table2_similarity', 'importance_by_prompt', 'splitting_by_prompt', 'with_shared_first_prompt',
-           'table3_importance', 'table4_masking_compression', 'table5_seed_dimension', 'table6_epochs',
-           'table8_transfer', 'table9_back_translation', 'tables10_12_masking', 'knn_alignment_by_prompt',
-           'table13_knn_alignment', 'table14_compression', 'loss_by_n_models_figure', 'reduction_key',
-           'cached_reduction', 'markdown_table', 'with_mean_std', 'write_report', 'figure_prompt', 'report_run']
+__all__ = ['logger', 'BASE_CATEGORIES', 'OWN_TABLE_CATEGORIES', 'PER_PROMPT_CATEGORIES', 'REPORT_TEXT', 'prompt_category',
+           'category_size', 'left_out_prompts', 'warn_left_out', 'mean_std', 'format_mean_std', 'prompt_models',
+           'analysis_key', 'token_masking_table_path', 'masking_frame', 'analyse_prompt', 'base_rows',
+           'table1_test_loss', 'table2_similarity', 'importance_by_prompt', 'splitting_by_prompt',
+           'with_shared_first_prompt', 'table3_importance', 'table4_masking_compression', 'table5_seed_dimension',
+           'table6_epochs', 'table8_transfer', 'table9_back_translation', 'tables10_12_masking',
+           'knn_alignment_by_prompt', 'table13_knn_alignment', 'table14_compression', 'loss_by_n_models_figure',
+           'reduction_key', 'cached_reduction', 'markdown_table', 'with_mean_std', 'write_report', 'figure_prompt',
+           'report_run']
 
 # %% ../nbs/09_report.ipynb #16c0e4f8
 logger = logging.getLogger(__name__)
 BASE_CATEGORIES = ("1_model", "2_model", "5_model", "10_model")
 OWN_TABLE_CATEGORIES = re.compile(r"^5_model(_init|_train|_e\d+)$")      # summarised by Tables 5 and 6 instead
+PER_PROMPT_CATEGORIES = ("1_model_sp",)     # the study's short prompts: reported per prompt (and in Table 8), by design
 
 def prompt_category(name: str) -> str:
     "The study category of a prompt name (`5_model_init_2` -> `5_model_init`), or `other`."
@@ -43,9 +45,11 @@ def category_size(category: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 def left_out_prompts(names) -> dict:
-    "Prompt -> category for the prompts that Tables 1, 3, 4 and 13 (by number of models) leave out and Tables 5 and 6 do not hold either."
+    """Prompt -> category for the prompts that Tables 1, 3, 4 and 13 (by number of models) leave out, Tables 5 and 6
+    do not hold either, and the study did not report per prompt (`PER_PROMPT_CATEGORIES`): those a user added."""
     categories = {n: prompt_category(n) for n in names}
-    return {n: c for n, c in categories.items() if c not in BASE_CATEGORIES and not OWN_TABLE_CATEGORIES.match(c)}
+    return {n: c for n, c in categories.items()
+            if c not in BASE_CATEGORIES and c not in PER_PROMPT_CATEGORIES and not OWN_TABLE_CATEGORIES.match(c)}
 
 def warn_left_out(names) -> dict:
     "One warning (the module's logger) naming the prompts `left_out_prompts` finds, none if there are none; returns them."

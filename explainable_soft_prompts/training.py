@@ -347,7 +347,7 @@ def distributed_world() -> tuple:
 
 def process_device(cfg: TrainConfig) -> torch.device:
     """Where this process runs the models: the config's device, and under torchrun on CUDA the rank's own GPU (`LOCAL_RANK`).
-    A CUDA device this machine lacks is refused here, where it is used (`TrainConfig.check` lets a GPU run be planned anywhere)."""
+    A CUDA device this machine lacks is refused here, where it is used (the config's own check lets a GPU run be planned anywhere)."""
     device, (rank, world) = cfg.resolved_device(), distributed_world()
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"`device` {cfg.device!r} needs a GPU, but torch finds none here. Fix: set `device` to auto or cpu, or run on a GPU machine with a CUDA build of torch.")

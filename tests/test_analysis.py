@@ -214,12 +214,12 @@ def test_read_token_masking_csv_rejects_damaged_files(tmp_path):
 
 def test_report_warns_once_about_prompts_the_tables_leave_out(caplog):
     from explainable_soft_prompts import report
-    names = ["1_model_0", "2_model_1", "3_model_0", "5_model_init_1", "5_model_0_e2", "mine"]
+    names = ["1_model_0", "2_model_1", "3_model_0", "5_model_init_1", "5_model_0_e2", "1_model_4_sp", "mine"]   # the study's short prompts are expected
     with caplog.at_level("WARNING", logger="explainable_soft_prompts.report"):
         assert report.warn_left_out(names) == {"3_model_0": "3_model", "mine": "other"}
     assert len(caplog.records) == 1 and caplog.records[0].name == "explainable_soft_prompts.report"
     message = caplog.records[0].getMessage()
-    assert "3_model_0 (3_model)" in message and "mine (other)" in message and "5_model_init_1" not in message and "Fix:" in message
+    assert "3_model_0 (3_model)" in message and "mine (other)" in message and "5_model_init_1" not in message and "_sp" not in message and "Fix:" in message
     caplog.clear()
     report.warn_left_out(["1_model_0", "10_model_2", "5_model_train_3"])
     assert not caplog.records
