@@ -146,7 +146,7 @@ def prompt_train_config(cfg: ExperimentConfig, name: str):
 
 def check_config(cfg: ExperimentConfig):
     "Refuse bad parameters before any expensive work; return the checked `TrainConfig`."
-    from explainable_soft_prompts.data import get_task
+    from explainable_soft_prompts.data import get_task, text_room
     from explainable_soft_prompts.models import check_model_reference, FamilyBuildConfig
     from explainable_soft_prompts.training import TrainConfig
     if not cfg.prompts: raise ValueError("`prompts` is empty: name at least one prompt and the model indices it trains on, e.g. {'1_model_0': [0]}.")
@@ -172,7 +172,7 @@ def check_config(cfg: ExperimentConfig):
         bad = sorted(set(overrides) - set(TRAIN_KEYS))
         if bad: raise ValueError(f"Prompt {name!r} sets unknown training parameters {bad} (parameter `prompts`). Known: {list(TRAIN_KEYS)}.")
         prompt_length = prompt_train_config(cfg, name).prompt_length
-        if cfg.max_length - prompt_length - 3 < 1:            # [CLS] text [MASK] [SEP] after the prompt
+        if text_room(cfg.max_length, prompt_length) < 1:       # [CLS] text [MASK] [SEP] after the prompt
             raise ValueError(f"`max_length` {cfg.max_length} leaves no room for text after prompt {name!r} of {prompt_length} tokens "
                              f"and [CLS], [MASK], [SEP]. Fix: raise `max_length` to at least {prompt_length + 4}, or shorten the prompt.")
         if not idx or any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n_models for i in idx):

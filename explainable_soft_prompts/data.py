@@ -16,9 +16,10 @@ import torch
 __all__ = ['logger', 'TASKS', 'TWEETS_PACKAGE', 'LOCAL_SUFFIXES', 'SPLITS', 'PROGRESS_STYLES', 'TaskSpec', 'get_task',
            'default_cache_dir', 'pypi_package_file', 'load_tweet_corpus', 'tweet_sentiment_rows', 'local_split_file',
            'to_text_label', 'load_task_rows', 'fit_split_sizes', 'split_rows', 'Verbalizer', 'make_verbalizer',
-           'tiny_tokenizer', 'TokenizedSplit', 'tokenize_examples', 'progress_bar', 'tokenizer_fingerprint',
-           'atomic_write', 'atomic_torch_save', 'cached_tokenized_splits', 'collate', 'batch_indices', 'epoch_batches',
-           'micro_batch_indices', 'padded_tokens', 'micro_batches_of_group', 'TaskData', 'load_task_data']
+           'tiny_tokenizer', 'TokenizedSplit', 'text_room', 'tokenize_examples', 'progress_bar',
+           'tokenizer_fingerprint', 'atomic_write', 'atomic_torch_save', 'cached_tokenized_splits', 'collate',
+           'batch_indices', 'epoch_batches', 'micro_batch_indices', 'padded_tokens', 'micro_batches_of_group',
+           'TaskData', 'check_labels', 'load_task_data']
 
 # %% ../nbs/01_data.ipynb #025df32c
 logger = logging.getLogger(__name__)
@@ -204,9 +205,13 @@ class TokenizedSplit:
     @property
     def lengths(self) -> list: return [len(ids) for ids in self.input_ids]   # tokens per example, unpadded
 
+def text_room(max_length: int, prompt_length: int) -> int:
+    "Positions left for an example's text after a prompt of `prompt_length` and `[CLS]`, `[MASK]`, `[SEP]`."
+    return max_length - prompt_length - 3
+
 def tokenize_examples(texts, labels, tokenizer, max_length: int, prompt_length: int) -> TokenizedSplit:
     "`[CLS] text [MASK] [SEP]` per example, truncated so prompt + example fit `max_length`."
-    room = max_length - prompt_length - 3
+    room = text_room(max_length, prompt_length)
     if room < 1: raise ValueError(f"`max_length` {max_length} leaves no room for text after a prompt of {prompt_length} tokens; raise `max_length`.")
     encoded = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=room)["input_ids"]
     ids = [[tokenizer.cls_token_id, *e, tokenizer.mask_token_id, tokenizer.sep_token_id] for e in encoded]
@@ -308,12 +313,23 @@ class TaskData:
     verbalizer: Verbalizer
     prompt_length: int | None = None
     max_length: int | None = None
+    _by_length: dict = field(default_factory=dict, init=False, repr=False, compare=False)   # for_prompt_length's, once each
 
     def for_prompt_length(self, prompt_length: int, tokenizer, cache_dir=None) -> "TaskData":
-        "The same data tokenised with room for a prompt of `prompt_length` (texts are truncated only as much as needed)."
+        """The same data tokenised with room for a prompt of `prompt_length` (texts are truncated only as much as needed);
+        made once per length and tokenizer, then kept (training, evaluation and the report ask for it again)."""
         if self.prompt_length in (None, prompt_length): return self
-        tokenized = cached_tokenized_splits(self.splits, tokenizer, self.max_length, prompt_length, cache_dir, key=self.task.name)
-        return TaskData(self.task, self.splits, tokenized, self.verbalizer, prompt_length, self.max_length)
+        key = (prompt_length, id(tokenizer), cache_dir)
+        if key not in self._by_length:
+            tokenized = cached_tokenized_splits(self.splits, tokenizer, self.max_length, prompt_length, cache_dir, key=self.task.name)
+            self._by_length[key] = TaskData(self.task, self.splits, tokenized, self.verbalizer, prompt_length, self.max_length)
+        return self._by_length[key]
+
+def check_labels(rows: pd.DataFrame, spec: TaskSpec) -> None:
+    "Refuse rows whose label ids have no label word in the task."
+    bad_labels = sorted(set(rows.label) - set(range(len(spec.label_words))))
+    if bad_labels: raise ValueError(f"Task {spec.name!r} has label ids {bad_labels} without a label word; expected 0..{len(spec.label_words) - 1}. "
+                                    f"Fix: check the data's `label` column (the file for `source_split` in `data_dir`, or the Hub dataset).")
 
 def load_task_data(task: str, tokenizer, split_sizes=None, split_seed: int = 42, allow_shrink: bool = False,
                    data_source: str = "local", data_dir=None, source_split=None, label_words=None,
@@ -324,8 +340,7 @@ def load_task_data(task: str, tokenizer, split_sizes=None, split_seed: int = 42,
         raise ValueError(f"Task {task!r} has {len(spec.label_words)} labels {spec.label_words} but `label_words` gives {len(label_words)}: {list(label_words)}.")
     verbalizer = make_verbalizer(tuple(label_words or spec.label_words), tokenizer)
     if rows is None: rows = load_task_rows(task, data_source, data_dir, source_split, split_seed, cache_dir)
-    bad_labels = sorted(set(rows.label) - set(range(len(spec.label_words))))
-    if bad_labels: raise ValueError(f"Task {task!r} has label ids {bad_labels} without a label word; expected 0..{len(spec.label_words)-1}.")
+    check_labels(rows, spec)
     splits = split_rows(rows, split_sizes or spec.default_split_sizes, split_seed, allow_shrink)
     tokenized = cached_tokenized_splits(splits, tokenizer, max_length, prompt_length, cache_dir, key=task)
     return TaskData(spec, splits, tokenized, verbalizer, prompt_length, max_length)

@@ -13,7 +13,7 @@ import torch
 
 from .config import (ExperimentConfig, check_config, experiment_config, family_references, prompt_specs,
                                              prompt_train_config)
-from .data import atomic_write, fit_split_sizes, get_task, load_task_data, load_task_rows
+from .data import atomic_write, check_labels, fit_split_sizes, get_task, load_task_data, load_task_rows
 from .evaluation import evaluate_prompt, majority_baseline, transfer_matrix
 from .models import FamilyBuildConfig, build_seed_family, family_members, load_family
 from .prompt import load_prompt, load_prompt_metadata
@@ -172,16 +172,13 @@ def train_all(cfg: ExperimentConfig, models, names, data, tokenizer=None, progre
 # %% ../nbs/07_experiment.ipynb #028eabcc
 def test_split_for(data, tokenizer=None):
     """The test split a prompt of a given length is evaluated on: tokenised for that length, as it was trained
-    (TaskData's `for_prompt_length`: a 2-token prompt leaves texts 14 tokens more than a 16-token one), once per length.
-    Without a `tokenizer`, the split `data` holds, for data of no fixed prompt length (the toy task) or that length."""
-    splits = {}
+    (TaskData's `for_prompt_length`, which keeps each length's: a 2-token prompt leaves texts 14 tokens more than a
+    16-token one). Without a `tokenizer`, the split `data` holds, for data of no fixed prompt length (the toy task) or that length."""
     def split_for(length: int):
-        if length not in splits:
-            if tokenizer is None and data.prompt_length not in (None, length):
-                raise ValueError(f"A prompt of {length} tokens is tested on texts cut for {length} tokens, but the data holds them cut for "
-                                 f"{data.prompt_length}. Fix: pass the run's `tokenizer`.")
-            splits[length] = (data.for_prompt_length(length, tokenizer) if tokenizer is not None else data).tokenized["test"]
-        return splits[length]
+        if tokenizer is None and data.prompt_length not in (None, length):
+            raise ValueError(f"A prompt of {length} tokens is tested on texts cut for {length} tokens, but the data holds them cut for "
+                             f"{data.prompt_length}. Fix: pass the run's `tokenizer`.")
+        return (data.for_prompt_length(length, tokenizer) if tokenizer is not None else data).tokenized["test"]
     return split_for
 
 def test_table(results: dict, models, names, data, train_cfg: TrainConfig, tokenizer=None) -> pd.DataFrame:
@@ -267,9 +264,7 @@ def local_task_rows(cfg: ExperimentConfig):
     if cfg.data_source != "local" or cfg.task == "tweet_sentiment": return None
     spec = get_task(cfg.task)
     rows = load_task_rows(cfg.task, "local", cfg.data_dir or os.environ.get("ESP_DATA_DIR"), cfg.source_split, cfg.split_seed)
-    bad_labels = sorted(set(rows.label) - set(range(len(spec.label_words))))
-    if bad_labels: raise ValueError(f"Task {cfg.task!r} has label ids {bad_labels} without a label word; expected 0..{len(spec.label_words) - 1}. "
-                                    f"Fix: check the `label` column of the file for `source_split` in `data_dir`.")
+    check_labels(rows, spec)
     if not cfg.allow_shrink: fit_split_sizes(cfg.split_sizes or spec.default_split_sizes, len(rows))
     return rows
 

@@ -153,19 +153,25 @@ def test_every_analysis_on_a_prompt_trained_by_the_training_loop(tmp_path):
     assert heatmap.stat().st_size > 1000 and tsne.stat().st_size > 1000
 
 
+def spy_on_report_passes(monkeypatch, record) -> list:
+    "Wrap the report's masking and compression passes; each call appends `(name, *record(args, kwargs))` to the list returned."
+    from explainable_soft_prompts import report
+    seen = []
+    def spy(function):
+        def wrapped(*args, **kwargs):
+            seen.append((function.__name__, *record(args, kwargs)))
+            return function(*args, **kwargs)
+        return wrapped
+    for name in ("group_masking_losses", "masking_and_compression"): monkeypatch.setattr(report, name, spy(getattr(report, name)))
+    return seen
+
+
 def test_analyse_prompt_runs_masking_and_compression_at_the_given_batch_size(setup, tmp_path, monkeypatch):
     "A run's `eval_batch_size` reaches the report's masking and compression (a GPU wants bigger forwards than a CPU)."
     from explainable_soft_prompts import report
     from explainable_soft_prompts.training import TrainResult
     tokenizer, models, split, targets, prompt = setup
-    seen = []
-    def spy(function):
-        def wrapped(*args, **kwargs):
-            seen.append((function.__name__, kwargs.get("batch_size", args[5] if len(args) > 5 else None)))
-            return function(*args, **kwargs)
-        return wrapped
-    monkeypatch.setattr(report, "group_masking_losses", spy(report.group_masking_losses))
-    monkeypatch.setattr(report, "masking_and_compression", spy(report.masking_and_compression))
+    seen = spy_on_report_passes(monkeypatch, lambda args, kwargs: (kwargs.get("batch_size", args[5] if len(args) > 5 else None),))
     result = TrainResult(prompt, torch.zeros_like(prompt), [], NAMES)
     out = report.analyse_prompt(tmp_path / "small", "3_model_0", result, models, NAMES, tokenizer, split, targets, seeds=range(1), batch_size=7)
     assert seen == [("group_masking_losses", 7), ("masking_and_compression", 7)]
@@ -230,14 +236,7 @@ def test_analyse_prompt_runs_at_the_given_precision_and_device(setup, tmp_path, 
     from explainable_soft_prompts import report
     from explainable_soft_prompts.training import TrainResult
     tokenizer, models, split, targets, prompt = setup
-    seen = []
-    def spy(function):
-        def wrapped(*args, **kwargs):
-            seen.append((function.__name__, kwargs.get("bf16"), kwargs.get("device")))
-            return function(*args, **kwargs)
-        return wrapped
-    monkeypatch.setattr(report, "group_masking_losses", spy(report.group_masking_losses))
-    monkeypatch.setattr(report, "masking_and_compression", spy(report.masking_and_compression))
+    seen = spy_on_report_passes(monkeypatch, lambda args, kwargs: (kwargs.get("bf16"), kwargs.get("device")))
     result = TrainResult(prompt, torch.zeros_like(prompt), [], NAMES)
     run = lambda **kw: report.analyse_prompt(tmp_path, "3_model_0", result, models, NAMES, tokenizer, split, targets, seeds=range(1), **kw)
     bf16 = run(bf16=True, device="cpu")
