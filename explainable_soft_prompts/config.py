@@ -13,7 +13,7 @@ import yaml
 # %% auto #0
 __all__ = ['TRAIN_KEYS', 'ANALYSIS_DEFAULTS', 'KIND_WORDS', 'typed_value', 'typed_fields', 'ExperimentConfig',
            'experiment_config', 'load_params', 'family_references', 'prompt_specs', 'prompt_train_config',
-           'check_config']
+           'models_in_name', 'check_config']
 
 # %% ../nbs/00_config.ipynb #c2f4962e
 TRAIN_KEYS = ("prompt_length", "init", "init_seed", "init_text", "init_combine", "seed", "epochs", "batch_size",
@@ -144,6 +144,12 @@ def prompt_train_config(cfg: ExperimentConfig, name: str):
     return TrainConfig(**{**cfg.train, **prompt_specs(cfg)[name][1]}).check()
 
 
+def models_in_name(name: str) -> int | None:
+    "How many models a prompt's name says it trains on, in the study's naming (`5_model_init_2` -> 5), or None for other names."
+    from explainable_soft_prompts.analysis import run_task_and_category
+    try: return int(run_task_and_category(name)[1].split("_")[0])
+    except ValueError: return None
+
 def check_config(cfg: ExperimentConfig):
     "Refuse bad parameters before any expensive work; return the checked `TrainConfig`."
     from explainable_soft_prompts.data import get_task, text_room
@@ -178,6 +184,11 @@ def check_config(cfg: ExperimentConfig):
         if not idx or any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n_models for i in idx):
             raise ValueError(f"Prompt {name!r} trains on models {idx}, but the family has models 0..{n_models - 1} (parameter `prompts`).")
         if len(set(idx)) != len(idx): raise ValueError(f"Prompt {name!r} lists a model twice: {idx} (parameter `prompts`).")
+        named = models_in_name(name)
+        if named is not None and named != len(idx):      # the report's tables group prompts by the number in the name
+            raise ValueError(f"Prompt {name!r} is named for {named} model(s) but trains on {len(idx)}: {idx} (parameter `prompts`). "
+                             f"The report groups prompts by the number in their name. Fix: list {named} models, or rename it "
+                             f"`{len(idx)}_model_<i>` (or a name outside the <n>_model_<i> scheme, reported per prompt only).")
     from explainable_soft_prompts.training import check_tracking
     check_tracking(cfg.tracking)
     if cfg.dist_backend not in ("auto", "gloo", "nccl"): raise ValueError(f"`dist_backend` must be auto, gloo or nccl, got {cfg.dist_backend!r}.")

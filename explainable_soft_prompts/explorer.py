@@ -4,7 +4,7 @@
 
 # %% ../nbs/explorer.ipynb #58fbec4d
 from __future__ import annotations
-import json
+import json, warnings
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +18,9 @@ from .prompt import load_prompt, load_prompt_metadata
 from .training import split_loss_accuracy
 
 # %% auto #0
-__all__ = ['list_runs', 'list_prompts', 'masking_matrix_path', 'save_masking_matrix', 'load_masking_matrix', 'sample_split',
-           'losses_with_tokens_off', 'estimated_losses_with_tokens_off', 'PromptView', 'run_family', 'PromptExplorer']
+__all__ = ['list_runs', 'list_prompts', 'masking_matrix_path', 'save_masking_matrix', 'load_masking_matrix', 'check_saved_matrix',
+           'sample_split', 'losses_with_tokens_off', 'estimated_losses_with_tokens_off', 'PromptView', 'run_family',
+           'PromptExplorer']
 
 # %% ../nbs/explorer.ipynb #fd658805
 def list_runs(outputs_dir="outputs") -> list:
@@ -36,8 +37,11 @@ def masking_matrix_path(run_dir, prompt_name: str) -> Path:
     return Path(run_dir) / "tables" / "token_masking" / f"{prompt_name}.csv"
 
 def save_masking_matrix(matrix: pd.DataFrame, unmasked: pd.Series, path) -> Path:
-    "A masking matrix as CSV: one row per model, a column per token, and the unmasked loss."
+    """A masking matrix as CSV: one row per model, a column per token, and the unmasked loss. Saved at the report's
+    place (`masking_matrix_path`), it stands in for the report's matrix until the next report: the report's key
+    beside it is removed first, so the report computes its own again instead of reading this one (made on a sample)."""
     frame = matrix.copy(); frame.columns = [str(c) for c in frame.columns]; frame["unmasked"] = unmasked
+    path = Path(path); path.with_name(path.name + ".key").unlink(missing_ok=True)
     return atomic_write(path, lambda p: frame.rename_axis("model").to_csv(p))
 
 def load_masking_matrix(path) -> tuple:
@@ -46,6 +50,19 @@ def load_masking_matrix(path) -> tuple:
     unmasked = frame.pop("unmasked")
     frame.columns = [int(c) for c in frame.columns]
     return frame, unmasked
+
+def check_saved_matrix(matrix: pd.DataFrame, prompt, record: dict, matrix_path, prompt_path) -> None:
+    """Refuse a saved masking matrix that is not this prompt's (another number of tokens, other models); warn when
+    the prompt was written after it (trained again since its analysis)."""
+    fix = "Fix: run the run's analysis again (nbs/experiments/analyse_and_report.ipynb), or open the run live."
+    if matrix.shape[1] != len(prompt):
+        raise ValueError(f"The saved masking matrix {matrix_path} has {matrix.shape[1]} tokens, but the prompt has {len(prompt)}: "
+                         f"the prompt was trained again after its analysis. {fix}")
+    models = [str(m) for m in record.get("models", matrix.index)]
+    if models != [str(m) for m in matrix.index]:
+        raise ValueError(f"The saved masking matrix {matrix_path} holds models {list(matrix.index)}, but the prompt was trained on {models}. {fix}")
+    if Path(prompt_path).stat().st_mtime > Path(matrix_path).stat().st_mtime:
+        warnings.warn(f"The prompt {prompt_path} was written after its saved masking matrix {matrix_path}: the analysis may be of an earlier training. {fix}")
 
 # %% ../nbs/explorer.ipynb #92cf6da8
 def sample_split(split: TokenizedSplit, max_examples: int | None, seed: int = 0) -> TokenizedSplit:
@@ -88,6 +105,7 @@ class PromptView:
                 raise FileNotFoundError(f"No saved masking matrix for {prompt_name} ({path}) and no family loaded. "
                                         "Fix: run the run's analysis, or open the run live (a small family that loads from run_params.json).")
             self.matrix, self.unmasked = load_masking_matrix(path)
+            check_saved_matrix(self.matrix, self.prompt, self.record, path, folder / "soft_prompt.safetensors")
             self.model_names = [str(n) for n in self.matrix.index]
         self.assignment = assignment_table(self.matrix, self.unmasked)
 
@@ -95,7 +113,7 @@ class PromptView:
         "A per-prompt table the run's report saved (cosine rows where it holds several metrics), or None."
         path = self.run_dir / "tables" / kind / f"{self.name}.csv"
         if not path.exists(): return None
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, keep_default_na=False, na_values=[""])      # a back-translated "null" stays text
         return table[table.metric == "cosine"].reset_index(drop=True) if "metric" in table else table
 
     def back_translation(self) -> pd.DataFrame | None:

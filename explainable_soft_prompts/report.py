@@ -15,7 +15,8 @@ from .analysis import (SHARED_FIRST_PROMPT, assignment_table, back_translation, 
                                                group_masking_losses, knn_vote, masking_and_compression, masking_heatmap, prompt_importance,
                                                prompt_similarity_table, reduce_to_2d, run_task_and_category, save_figure, vote_alignment)
 from .data import atomic_write, progress_bar
-from .experiment import cached_table, results_key, split_digest, test_split_for, write_table
+from .experiment import cached_table, code_digest, results_key, split_digest, test_split_for, write_table
+from .training import split_loss_accuracy
 
 # %% auto #0
 __all__ = ['logger', 'BASE_CATEGORIES', 'OWN_TABLE_CATEGORIES', 'PER_PROMPT_CATEGORIES', 'REPORT_TEXT', 'prompt_category',
@@ -74,9 +75,10 @@ def prompt_models(result, models, names) -> list:
     return [models[names.index(n)] for n in result.model_names]
 
 def analysis_key(name: str, result, split, seeds, k: int, bf16: bool = False) -> str:
-    """What a prompt's cached analyses depend on: its values and models, the split, the random seeds, k, and bf16
-    (in the key only when on, so analyses cached in fp32 keep their key)."""
-    return results_key({name: result}, split_digest(split), list(seeds), k, *(["bf16"] if bf16 else []))
+    """What a prompt's cached analyses depend on: its values and models, the split, the random seeds, k, bf16 (in
+    the key only when on) and the code that computes them, so that tables made by older code are made again."""
+    code = code_digest(group_masking_losses, split_loss_accuracy, masking_frame, assignment_table, knn_vote, back_translation, masking_and_compression)
+    return results_key({name: result}, split_digest(split), list(seeds), k, code, *(["bf16"] if bf16 else []))
 
 def token_masking_table_path(tables_dir, name: str) -> Path:
     return Path(tables_dir) / "token_masking" / f"{name}.csv"
@@ -154,7 +156,7 @@ def splitting_by_prompt(analyses: dict, threshold: float = 0.05) -> pd.DataFrame
         rows.append({"prompt": name, "category": prompt_category(name), "n_models": len(a["matrix"]), "tokens_that_matter": int(active.sum()),
                      "top_model_share_mean": float(share.mean()) if len(share) else float("nan"),
                      "top_model_share_min": float(share.min()) if len(share) else float("nan"), "chance": 1 / len(a["matrix"])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["prompt", "category", "n_models", "tokens_that_matter", "top_model_share_mean", "top_model_share_min", "chance"])
 
 def with_shared_first_prompt(frame: pd.DataFrame) -> pd.DataFrame:
     "Add `5_model_0` to the init and train categories (the study's seed categories share their first prompt)."
@@ -220,7 +222,7 @@ def knn_alignment_by_prompt(analyses: dict) -> pd.DataFrame:
             relative = vote_alignment(vote, a["assignment"], len(names), column="relative_model", model_names=names)
             rows.append({"prompt": name, "metric": metric, **vote_alignment(vote, a["assignment"], len(names), model_names=names),
                          "relative_alignment": relative["alignment"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["prompt", "metric", "alignment", "weighted_alignment", "random_baseline", "relative_alignment"])
 
 def table13_knn_alignment(alignment: pd.DataFrame) -> pd.DataFrame:
     "Table 13: k-NN alignment by number of models and metric, with the random baseline."
@@ -240,7 +242,8 @@ def table14_compression(analyses: dict) -> pd.DataFrame:
         wide = a["compression"].pivot_table(index="model", columns="variant", values="loss", aggfunc="mean", sort=False)
         kept = a["compression"][a["compression"].variant == "compressed"].set_index("model").n_tokens
         frames.append(wide.assign(n_tokens=kept).reset_index().assign(prompt=name))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    columns = ["model", "full", "masked", "compressed", "random_masked", "random_compressed", "n_tokens", "prompt"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 # %% ../nbs/09_report.ipynb #7bcb62df
 def loss_by_n_models_figure(table1: pd.DataFrame):
