@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import SHAPES, compare, emit, machine, random_family, step_inputs, sync, write_json  # noqa: E402
-from bench_training import DEFAULT_BATCH, make_step  # noqa: E402
+from bench_training import DEFAULT_BATCH, make_step, same_steps  # noqa: E402
 
 
 def step_flops(shape: str, n_models: int, batch_size: int, text_length: int, prompt_length: int = 16) -> float:
@@ -60,18 +60,19 @@ def main(argv=None):
     for shape in args.shapes:
         batch_size, text_length = DEFAULT_BATCH[shape]
         batch_size = args.batch or batch_size
-        models = random_family(args.models, shape, args.device, dtype)
+        models = random_family(args.models, shape, args.device)       # fp32 weights: --bf16 is autocast over them, as training runs it
         batch, targets, prompt_init = step_inputs(shape, batch_size, text_length, args.device)
         # both paths, timed side by side: the loop (train_prompt's default on CPU) and the stacked family (on CUDA)
         methods = {path: make_step(models, path, batch, targets, prompt_init, args.device, args.bf16) for path in ("loop", "vectorized")}
-        median, _, _ = compare(methods, args.repeats, args.device)
+        median, results, seconds = compare(methods, args.repeats, args.device)
+        agrees = same_steps(results, "loop", args.bf16)                   # both paths did the same work
         flops = step_flops(shape, args.models, batch_size, text_length)
         for path in methods:
             record = {"benchmark": "training_step_efficiency", "shape": shape, "models": args.models, "batch": batch_size, "text_tokens": text_length,
                       "path": path, "step_s": round(median[path], 4), "step_gflop": round(flops / 1e9, 2),
                       "achieved_gflops": round(flops / median[path] / 1e9, 2), "matmul_gflops": round(peak / 1e9, 2),
-                      "efficiency_achieved_over_matmul": round(flops / median[path] / peak, 3)}
-            emit(record); records.append(record)
+                      "efficiency_achieved_over_matmul": round(flops / median[path] / peak, 3), **agrees}
+            emit(record); records.append({**record, "seconds": seconds[path]})
     write_json({"records": records, "matmul_flops": peak, "machine": machine(), "config": vars(args)}, args.out)
 
 

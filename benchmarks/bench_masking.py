@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import SHAPES, autocast, compare, emit, full_logits_at_mask, machine, random_family, target, write_json  # noqa: E402
+from common import SHAPES, agreement, autocast, compare, emit, full_logits_at_mask, machine, random_family, target, write_json  # noqa: E402
 
 from explainable_soft_prompts.analysis import token_masking_matrix, token_masking_matrix_per_variant, token_masking_variants, zero_rows  # noqa: E402
 from explainable_soft_prompts.data import TokenizedSplit, batch_indices, collate  # noqa: E402
@@ -123,24 +123,32 @@ def main(argv=None):
               "speedup_batched_over_full_logits_loop": round(median["full_logits_loop"] / median["batched"], 3),
               "speedup_batched_over_per_variant": round(median["per_variant"] / median["batched"], 3),
               "max_abs_diff": diff}
-    record.update(target(record["speedup_batched_over_full_logits_loop"], at_least=3.0))     # the study's one-variant method
+    record.update(agreement(False, diff))
+    record.update(target(record["speedup_batched_over_full_logits_loop"], at_least=3.0, same_numbers=record["same_numbers"]))     # the study's one-variant method
     if args.bf16:
         speedup_bf16 = round(median["full_logits_loop_bf16"] / median["batched_bf16"], 3)
         record.update({"speedup_batched_bf16_over_full_logits_loop_bf16": speedup_bf16,
                        "speedup_batched_bf16_over_full_logits_loop": round(median["full_logits_loop"] / median["batched_bf16"], 3),
                        "max_abs_diff_bf16": float((results["full_logits_loop"] - results["batched_bf16"]).abs().max()),
                        "max_abs_diff_full_logits_loop_bf16": float((results["full_logits_loop"] - results["full_logits_loop_bf16"]).abs().max())})
-        record.update({f"{k}_bf16": v for k, v in target(speedup_bf16, at_least=3.0).items()})
+        bf16_agrees = agreement(True, record["max_abs_diff_bf16"], record["max_abs_diff_full_logits_loop_bf16"])
+        record.update({f"{k}_bf16": v for k, v in {**bf16_agrees, **target(speedup_bf16, at_least=3.0, same_numbers=bf16_agrees["same_numbers"])}.items()})
     emit(record)
     varied = varied_split(args.examples, args.text_length, SHAPES[args.shape]["vocab_size"])
     variants = token_masking_variants(prompt)                                   # unmasked, then token i zeroed
-    ordered = {"length_sorted": lambda: split_loss_accuracy(models, variants, varied, targets, batched_batch_size, args.device)[0],
-               "given_order": lambda: split_loss_accuracy(models, variants, varied, targets, batched_batch_size, args.device, length_sorted=False)[0]}
-    sort_median, sort_results, sort_seconds = compare(ordered, args.repeats, args.device)
     sorting = {"benchmark": "length_sorted_evaluation", "shape": args.shape, "models": args.models, "variants": args.length + 1,
-               "examples": args.examples, "text_tokens": f"8..{args.text_length}", **{f"{k}_s": round(v, 4) for k, v in sort_median.items()},
-               "speedup_sorted_over_given_order": round(sort_median["given_order"] / sort_median["length_sorted"], 3),
-               "max_abs_diff": float((sort_results["given_order"] - sort_results["length_sorted"]).abs().max())}
+               "examples": args.examples, "text_tokens": f"8..{args.text_length}"}
+    if batched_batch_size >= len(variants) * args.examples:       # one forward holds every sequence: the order cannot matter
+        sort_seconds = {}
+        sorting["skipped"] = f"{batched_batch_size} sequences per forward hold all {len(variants) * args.examples}: nothing to sort"
+    else:
+        ordered = {"length_sorted": lambda: split_loss_accuracy(models, variants, varied, targets, batched_batch_size, args.device)[0],
+                   "given_order": lambda: split_loss_accuracy(models, variants, varied, targets, batched_batch_size, args.device, length_sorted=False)[0]}
+        sort_median, sort_results, sort_seconds = compare(ordered, args.repeats, args.device)
+        sorting.update({**{f"{k}_s": round(v, 4) for k, v in sort_median.items()},
+                        "speedup_sorted_over_given_order": round(sort_median["given_order"] / sort_median["length_sorted"], 3),
+                        "max_abs_diff": float((sort_results["given_order"] - sort_results["length_sorted"]).abs().max())})
+        sorting.update(agreement(False, sorting["max_abs_diff"]))
     emit(sorting)
     forward_sizes, size_seconds = forward_size_record(args, models, prompt, split, targets) if args.forward_sizes else (None, {})
     write_json({"record": record, "length_sorting": sorting, "forward_sizes": forward_sizes, "seconds": {**seconds, **sort_seconds, **size_seconds},

@@ -7,7 +7,8 @@ on the offline family's shape (8 and 32 examples a step: the study's micro-batch
 - `full_logits_loop`: one model after the other through the masked LM's ordinary forward, which computes the last
   layer and the vocabulary head at every position and is then read at [MASK] (the study's design, and what a plain
   Hugging Face loop does). It is slow at BERT-base, so by default it is timed there at M = 5 only.
-The speed issue's targets are judged against `loop`, the stricter reference; the record also says whether they
+The speed issue's targets are judged against `loop`, the stricter reference on a CPU (on the H200 at M = 5 and 4 examples the
+full-logits loop was the faster one, the loop at 0.90x of it: there `loop` was the lenient reference); the record also says whether they
 hold against `full_logits_loop`. `speedup_loop_over_full_logits_loop` is what reading at [MASK] alone gives.
 
 A step is what `train_prompt` does per optimizer step: forward through every model, the mean of the per-model
@@ -61,7 +62,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import SHAPES, autocast, bench_prompt, compare, emit, emit_record, full_logits_at_mask, machine, random_batch, random_family, step_inputs, target, write_json  # noqa: E402
+from common import SHAPES, agreement, autocast, bench_prompt, compare, emit, emit_record, full_logits_at_mask, machine, random_batch, random_family, step_inputs, target, write_json  # noqa: E402
 
 import torch.nn.functional as F  # noqa: E402
 
@@ -127,9 +128,12 @@ def speedup_decomposition(seconds: dict, near_empty: dict) -> dict:
     work-time ratio is how long that work takes the stacked path over the loop (above 1: slower per unit of work)."""
     saved = near_empty["loop"] - near_empty["vectorized"]
     above = {name: seconds[name] - near_empty[name] for name in ("loop", "vectorized")}
+    # where a step takes no longer than a near-empty one (a GPU at small sizes: launch costs dominate), there is no
+    # work above it to compare, and the two figures would be noise or negative: None
+    has_work = min(above.values()) > 0 and seconds["loop"] - saved > 0
     return {"near_empty_loop_s": round(near_empty["loop"], 4), "near_empty_vectorized_s": round(near_empty["vectorized"], 4),
-            "speedup_bound_at_equal_work_time": round(seconds["loop"] / (seconds["loop"] - saved), 3),
-            "work_time_vectorized_over_loop": round(above["vectorized"] / above["loop"], 3)}
+            "speedup_bound_at_equal_work_time": round(seconds["loop"] / (seconds["loop"] - saved), 3) if has_work else None,
+            "work_time_vectorized_over_loop": round(above["vectorized"] / above["loop"], 3) if has_work else None}
 
 
 def full_logits_models(shape: str, chosen: list | None) -> tuple:
@@ -154,23 +158,24 @@ def make_step(models, method: str, batch, targets, prompt_init, device, bf16=Fal
     return step
 
 
-def stacked_prompts_step(family_losses, batch, targets, prompt_inits, stacked: bool):
+def stacked_prompts_step(family_losses, batch, targets, prompt_inits, stacked: bool, device="cpu", bf16: bool = False):
     """One training step of P prompts on the same models and batch: one pass over `[P, L, H]` prompts, or P passes.
     `family_losses(prompt, batch, targets)`: per-model losses, `[M]` or `[M, P]` (the loop, or a `StackedFamily`'s)."""
     def step():
         prompts = torch.nn.Parameter(torch.stack(prompt_inits).clone())
         optimizer = torch.optim.AdamW([prompts], lr=0.1)
         if stacked:                                                                   # as `train_prompts` does it
-            losses = family_losses(prompts, batch, targets).T                         # [P, M]
+            with autocast(device, bf16): losses = family_losses(prompts, batch, targets).T   # [P, M]
             losses.mean(1).sum().backward()                                        # each prompt's gradient is its own mean loss's
         else:
             losses = []
             for p in range(len(prompt_inits)):                                       # P steps' forward and backward, one after the other
-                one = family_losses(prompts[p], batch, targets); one.mean().backward(); losses.append(one.detach())
+                with autocast(device, bf16): one = family_losses(prompts[p], batch, targets)
+                one.mean().backward(); losses.append(one.detach())
             losses = torch.stack(losses)
         grad = prompts.grad.detach().clone()
         optimizer.step()
-        return losses.detach().cpu(), grad.cpu()
+        return losses.detach().float().cpu(), grad.float().cpu()
     return step
 
 
@@ -187,12 +192,13 @@ def bench_stacked_prompts(models, shape: str, n_prompts: int, repeats: int, batc
     path, family_losses = models_path(models, path, device)
     batch, targets, _ = step_inputs(shape, batch_size, text_length, device)
     inits = [torch.randn(16, SHAPES[shape]["hidden_size"], generator=torch.Generator().manual_seed(p)).to(device) for p in range(n_prompts)]
-    methods = {"separate": stacked_prompts_step(family_losses, batch, targets, inits, False), "stacked": stacked_prompts_step(family_losses, batch, targets, inits, True)}
+    methods = {"separate": stacked_prompts_step(family_losses, batch, targets, inits, False, device, bf16),
+               "stacked": stacked_prompts_step(family_losses, batch, targets, inits, True, device, bf16)}
     median, results, seconds = compare(methods, repeats, device)
     return {"benchmark": "stacked_prompts_step", "shape": shape, "models": n_models, "prompts": n_prompts, "batch": batch_size, "text_tokens": text_length, "bf16": bf16, "path": path,
             "separate_s": round(median["separate"], 4), "stacked_s": round(median["stacked"], 4),
             "speedup_stacked_over_separate": round(median["separate"] / median["stacked"], 3),
-            **same_steps(results, "separate"), "seconds": seconds}
+            **same_steps(results, "separate", bf16), "seconds": seconds}
 
 
 def micro_batch_plans(split, batch_size: int, micro: int, steps: int, seed: int = TrainConfig.seed) -> dict:
@@ -233,11 +239,13 @@ def training_steps(family_losses, steps, target_ids, prompt_init, device="cpu", 
     return run
 
 
-def same_steps(results: dict, reference: str) -> dict:
-    "The largest loss difference and relative gradient difference of every method's steps from `reference`'s."
+def same_steps(results: dict, reference: str, bf16: bool = False) -> dict:
+    """The largest loss difference and relative gradient difference of every method's steps from `reference`'s, and
+    whether they are within the tolerance for the precision (`agreement`)."""
     loss, grad = (lambda n: results[n][0]), (lambda n: results[n][1])
-    return {"max_loss_diff": max(float((loss(reference) - loss(n)).abs().max()) for n in results),
-            "max_relative_grad_diff": max(float((grad(reference) - grad(n)).abs().max() / grad(reference).abs().max()) for n in results)}
+    differences = {"max_loss_diff": max(float((loss(reference) - loss(n)).abs().max()) for n in results),
+                   "max_relative_grad_diff": max(float((grad(reference) - grad(n)).abs().max() / grad(reference).abs().max()) for n in results)}
+    return {**differences, **agreement(bf16, *differences.values())}
 
 
 def drawn_batches(split, batch_size: int, steps: int, seed: int = TrainConfig.seed) -> list:
@@ -281,7 +289,7 @@ def bench_padding(models, batches, target_ids, repeats: int, device="cpu", bf16=
             "speedup_unpadded_over_padded": round(median["padded"] / median["unpadded"], 3),
             "speedup_unpadded_over_loop": round(median["loop"] / median["unpadded"], 3),
             "speedup_padded_over_loop": round(median["loop"] / median["padded"], 3),
-            **same_steps(results, "loop"), "seconds": seconds}
+            **same_steps(results, "loop", bf16), "seconds": seconds}
 
 
 def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: int = 8, steps: int = 4, repeats: int = 5, device="cpu", path="auto",
@@ -302,7 +310,7 @@ def bench_micro_batches(models, split, target_ids, batch_size: int = 32, micro: 
             **{f"{name}_s": round(median[name], 4) for name in methods},
             "speedup_longest_first_over_drawn_order": round(median["drawn_order"] / median["longest_first"], 3),
             "speedup_longest_first_over_one_forward": round(median["one_forward"] / median["longest_first"], 3),
-            **same_steps(results, "one_forward"),
+            **same_steps(results, "one_forward", bf16),
             "seconds": seconds}
 
 
@@ -420,7 +428,8 @@ def main(argv=None):
     for shape in ([] if args.real_data_only else args.shapes):
         default_batch, text_length = DEFAULT_BATCH[shape]
         # one family per shape serves every batch size, the stacked-prompt step and the padding figure (5 models)
-        family = random_family(max(*args.models, 5 if args.stacked_prompts or args.random_lengths else 1), shape, args.device, torch.bfloat16 if args.bf16 else torch.float32)
+        # fp32 weights: --bf16 is autocast over them, as training's `bf16: true` runs
+        family = random_family(max(*args.models, 5 if args.stacked_prompts or args.random_lengths else 1), shape, args.device)
         batches = args.batch or [*SMALLER_BATCHES[shape], default_batch]
         near_empty = {}                                       # by model count: the same for every batch size
         for batch_size in batches:
@@ -437,13 +446,14 @@ def main(argv=None):
                 if n_models not in near_empty:
                     near_empty[n_models] = near_empty_seconds(models, shape, args.repeats or NEAR_EMPTY_REPEATS[shape], args.device, args.bf16, args.path)
                 record.update(speedup_decomposition(median, near_empty[n_models]))
+                record.update(same_steps(results, "loop", args.bf16))            # every method against the loop: losses and prompt gradient
                 least = training_target(shape, n_models, args.device)
-                record.update(target(record["speedup_vectorized_over_loop"], at_least=least))
+                record.update(target(record["speedup_vectorized_over_loop"], at_least=least, same_numbers=record["same_numbers"]))
                 if "full_logits_loop" in names:
                     record["speedup_vectorized_over_full_logits_loop"] = round(median["full_logits_loop"] / median["vectorized"], 3)
                     record["speedup_loop_over_full_logits_loop"] = round(median["full_logits_loop"] / median["loop"], 3)   # what reading at [MASK] alone gives
-                    if least: record["target_met_over_full_logits_loop"] = record["speedup_vectorized_over_full_logits_loop"] >= least
-                record.update(same_steps(results, "loop"), seconds=seconds)     # every method against the loop: losses and prompt gradient
+                    if least: record["target_met_over_full_logits_loop"] = record["speedup_vectorized_over_full_logits_loop"] >= least and record["same_numbers"]
+                record["seconds"] = seconds
                 records.append(emit_record(record))
             if args.random_lengths:
                 padded_batches = random_length_batches(shape, batch_size, text_length, 3)

@@ -1,5 +1,5 @@
 "The benchmark scripts still run and judge their targets honestly (a tiny run; no timing is asserted)."
-import json, statistics, sys
+import json, os, statistics, subprocess, sys
 
 import pytest, torch
 
@@ -7,7 +7,7 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import bench_e2e, bench_masking, bench_training  # noqa: E402
-from common import target  # noqa: E402
+from common import agreement, target  # noqa: E402
 
 
 def speedup_from_repeats(record: dict, seconds: dict, faster: str, slower: str, repeats: int) -> float:
@@ -26,6 +26,9 @@ def test_target():
     assert target(0.7, at_most=1.0) == {"target": "<= 1.0", "target_met": True}
     assert target(1.2, at_most=1.0)["target_met"] is False
     assert target(3.0) == {}                                          # no target set
+    assert target(1.6, at_least=1.5, same_numbers=False)["target_met"] is False    # fast but not the same numbers: not met
+    assert agreement(False, 1e-6, 2e-7) == {"tolerance": 1e-4, "same_numbers": True}
+    assert agreement(False, 1e-6, 3e-3)["same_numbers"] is False and agreement(True, 1e-6, 3e-3)["same_numbers"] is True
 
 
 def test_training_targets():
@@ -42,12 +45,13 @@ def test_training_benchmark_runs(tmp_path):
     assert [(r["batch"], r["models"]) for r in records] == [(8, 1), (8, 5), (32, 1), (32, 5)]   # the study's two micro-batches at M = 5
     for r in records:
         assert r["max_loss_diff"] < 1e-4 and r["max_relative_grad_diff"] < 1e-4          # every method computes the same step
+        assert r["same_numbers"] is True and r["tolerance"] == 1e-4
         assert r["speedup_vectorized_over_loop"] == speedup_from_repeats(r, r["seconds"], "vectorized", "loop", 3)
         assert r["near_empty_loop_s"] > 0 and r["near_empty_vectorized_s"] > 0                        # the fixed cost, timed for every M
     one, five = records[2:]
     assert "target" not in one and "full_logits_loop_s" not in one                    # the full-logits loop only where asked
     assert records[1]["target"] == ">= 1.5"                                           # judged at both micro-batches
-    assert five["target"] == ">= 1.5" and five["target_met"] == (five["speedup_vectorized_over_loop"] >= 1.5)
+    assert five["target"] == ">= 1.5" and five["target_met"] == (five["speedup_vectorized_over_loop"] >= 1.5 and five["same_numbers"])
     assert five["speedup_vectorized_over_full_logits_loop"] == speedup_from_repeats(five, five["seconds"], "vectorized", "full_logits_loop", 3)
     assert five["target_met_over_full_logits_loop"] == (five["speedup_vectorized_over_full_logits_loop"] >= 1.5)
 
@@ -60,6 +64,20 @@ def test_speedup_decomposition():
     slower = bench_training.speedup_decomposition({"loop": 0.18, "vectorized": 0.19}, near_empty)  # work above: 0.18 against 0.15
     assert slower["speedup_bound_at_equal_work_time"] == d["speedup_bound_at_equal_work_time"] and slower["work_time_vectorized_over_loop"] == 1.2
     assert bench_training.speedup_decomposition({"loop": 0.18, "vectorized": 0.13}, near_empty)["work_time_vectorized_over_loop"] == 0.8
+    # no work above the near-empty step (a GPU at small sizes): nothing to split, rather than a negative work-time ratio
+    launch_bound = bench_training.speedup_decomposition({"loop": 0.0207, "vectorized": 0.0198}, {"loop": 0.0210, "vectorized": 0.0190})
+    assert launch_bound["speedup_bound_at_equal_work_time"] is None and launch_bound["work_time_vectorized_over_loop"] is None
+
+
+def test_training_benchmark_in_bf16_runs_as_training_does(tmp_path):
+    "`--bf16` is autocast over fp32 weights (training's `bf16: true`), in every figure, and each way still agrees within bf16's tolerance."
+    out = tmp_path / "training.json"
+    bench_training.main(["--shapes", "family", "--models", "1", "2", "--batch", "3", "--repeats", "1", "--full-logits", "2", "--no-memory",
+                         "--stacked-prompts", "2", "--bf16", "--out", str(out)])
+    records = json.loads(out.read_text())["records"]
+    assert [r["benchmark"] for r in records] == ["training_step", "training_step", "stacked_prompts_step"]
+    assert all(r["bf16"] and r["same_numbers"] and r["tolerance"] == 5e-2 for r in records)
+    assert records[1]["max_relative_grad_diff"] > 1e-4                 # autocast really ran: the ways round differently
 
 
 def test_stacked_prompts_benchmark_through_either_path(tmp_path):
@@ -91,7 +109,7 @@ def test_masking_benchmark_runs_with_bigger_batched_forwards_and_a_bf16_referenc
     assert (r["batch_size"], r["batched_batch_size"]) == (4, 15)                      # 3 examples x 5 variants a forward
     assert r["max_abs_diff"] < 1e-5                                                    # every fp32 method gives the same matrix
     assert 1e-5 < r["max_abs_diff_bf16"] < 0.05 and 1e-5 < r["max_abs_diff_full_logits_loop_bf16"] < 0.05   # bf16 really ran, and is close
-    assert r["target_met"] == (r["speedup_batched_over_full_logits_loop"] >= 3.0)
+    assert r["same_numbers"] is True and r["target_met"] == (r["speedup_batched_over_full_logits_loop"] >= 3.0)
     assert r["target_bf16"] == ">= 3.0" and r["target_met_bf16"] == (r["speedup_batched_bf16_over_full_logits_loop_bf16"] >= 3.0)
     assert r["speedup_batched_over_full_logits_loop"] == speedup_from_repeats(r, seconds, "batched", "full_logits_loop", 1)
     assert r["speedup_batched_bf16_over_full_logits_loop_bf16"] == speedup_from_repeats(r, seconds, "batched_bf16", "full_logits_loop_bf16", 1)
@@ -177,3 +195,26 @@ def test_stacking_holds_no_second_copy_of_the_weights():
     assert record["no_second_copy_during_setup"] is None                            # 14 MiB of weights: not judged
     if record["vectorized_minus_loop_after_setup_trimmed_mib"] is not None:      # glibc: a copy would add the weights' 14 MiB
         assert record["vectorized_minus_loop_after_setup_trimmed_mib"] < 0.5 * record["weights_mib"]
+
+
+def test_gpu_check_commands_parse_and_write_to_out(tmp_path):
+    """`gpu_check.sh`, as an unattended call on a lent GPU runs it: every command line parses against its script's
+    arguments, every step runs although none is fast, and the log lands in `$OUT`. Each Python command goes to a
+    stand-in that parses the arguments and stops there (no benchmark runs)."""
+    shim = tmp_path / "parse_only.py"
+    shim.write_text("""import argparse, runpy, sys
+parse = argparse.ArgumentParser.parse_args
+def parse_only(self, args=None, namespace=None):
+    parse(self, args, namespace); print("parsed", sys.argv[0]); sys.exit(0)
+argparse.ArgumentParser.parse_args = parse_only
+if sys.argv[1] in ("-c", "-m"): print("ran", sys.argv[1:3]); sys.exit(0)
+sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")
+""")
+    env = {**os.environ, "PY": f"{sys.executable} {shim}", "OUT": str(tmp_path / "out"), "DEVICE": "cuda"}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = (tmp_path / "out" / "gpu_check.log").read_text()
+    scripts = ["gpu_pipeline.py", "bench_training.py", "bench_masking.py", "bench_peft.py", "bench_flops.py"]
+    assert [line.split()[1] for line in log.splitlines() if line.startswith("parsed")] == [f"benchmarks/{s}" for s in scripts]
+    assert "ran ['-m', 'pytest']" in log and "failed" not in log
+    assert all(f'--out {tmp_path / "out"}/gpu_' in log for _ in scripts)          # results go to $OUT, which comes back
