@@ -13,7 +13,7 @@ import yaml
 # %% auto #0
 __all__ = ['TRAIN_KEYS', 'ANALYSIS_DEFAULTS', 'KIND_WORDS', 'typed_value', 'typed_fields', 'ExperimentConfig',
            'experiment_config', 'load_params', 'family_references', 'prompt_specs', 'prompt_train_config',
-           'models_in_name', 'check_config']
+           'models_in_name', 'check_seed_variants', 'check_config']
 
 # %% ../nbs/00_config.ipynb #c2f4962e
 TRAIN_KEYS = ("prompt_length", "init", "init_seed", "init_text", "init_combine", "seed", "epochs", "batch_size",
@@ -150,6 +150,19 @@ def models_in_name(name: str) -> int | None:
     try: return int(run_task_and_category(name)[1].split("_")[0])
     except ValueError: return None
 
+def check_seed_variants(specs: dict) -> None:
+    """Refuse seed variants (`5_model_init_<i>`, `5_model_train_<i>`) on other models than the first prompt they share
+    (`5_model_0`), with which Table 5 pools them: they differ from it by a seed alone. `specs`: name -> (models, overrides)."""
+    from explainable_soft_prompts.analysis import SHARED_FIRST_PROMPT, run_task_and_category
+    for name, (idx, _) in specs.items():
+        try: category = run_task_and_category(name)[1]
+        except ValueError: continue
+        first = SHARED_FIRST_PROMPT.get(category)
+        if first in specs and sorted(specs[first][0]) != sorted(idx):
+            raise ValueError(f"Prompt {name!r} trains on models {idx}, but {first!r}, whose {category.split('_')[-1]} seed it varies, trains on "
+                             f"{specs[first][0]}: Table 5 pools them as one prompt on the same models. Fix: give {name!r} the models of {first!r}, "
+                             f"or rename it (e.g. `5_model_<i>`, another subset of 5 models).")
+
 def check_config(cfg: ExperimentConfig):
     "Refuse bad parameters before any expensive work; return the checked `TrainConfig`."
     from explainable_soft_prompts.data import get_task, text_room
@@ -189,6 +202,7 @@ def check_config(cfg: ExperimentConfig):
             raise ValueError(f"Prompt {name!r} is named for {named} model(s) but trains on {len(idx)}: {idx} (parameter `prompts`). "
                              f"The report groups prompts by the number in their name. Fix: list {named} models, or rename it "
                              f"`{len(idx)}_model_<i>` (or a name outside the <n>_model_<i> scheme, reported per prompt only).")
+    check_seed_variants(prompt_specs(cfg))
     from explainable_soft_prompts.training import check_tracking
     check_tracking(cfg.tracking)
     if cfg.dist_backend not in ("auto", "gloo", "nccl"): raise ValueError(f"`dist_backend` must be auto, gloo or nccl, got {cfg.dist_backend!r}.")

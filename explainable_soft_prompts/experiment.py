@@ -18,7 +18,7 @@ from .evaluation import evaluate_prompt, majority_baseline, transfer_matrix
 from .models import FamilyBuildConfig, build_seed_family, family_members, load_family
 from .prompt import load_prompt, load_prompt_metadata
 from .training import (TrainConfig, TrainResult, barrier, distributed_world, make_trackers, read_checkpoint,
-                                               process_device, run_fingerprint, shared_fields, split_loss_accuracy, stack_prompts_here,
+                                               model_digest, process_device, run_fingerprint, shared_fields, split_loss_accuracy, stack_prompts_here,
                                                stackable, train_prompts)
 
 # %% auto #0
@@ -207,10 +207,11 @@ def run_transfer(results: dict, models, names, data, train_cfg: TrainConfig, pro
 
 def evaluate_run(run_dir, results: dict, models, names, data, train_cfg: TrainConfig, progress: bool = True, tokenizer=None) -> tuple:
     """`(test_by_model, transfer)` of a run's prompts, read from `tables/` when nothing they depend on has changed: the
-    prompts, the test splits, the precision, and the code that computes them."""
+    prompts, the test splits, the precision, the code that computes them, and every model of the family (by its
+    weights: transfer reads the models no prompt trained on too, which no prompt's own fingerprint covers)."""
     split_for = test_split_for(data, tokenizer)
     lengths = sorted({len(r.prompt) for r in results.values()})
-    key = results_key(results, data.task.name, names, [split_digest(split_for(n)) for n in lengths], train_cfg.bf16,
+    key = results_key(results, data.task.name, names, [model_digest(m) for m in models], [split_digest(split_for(n)) for n in lengths], train_cfg.bf16,
                       code_digest(test_table, run_transfer, test_split_for, evaluate_prompt, transfer_matrix, split_loss_accuracy))
     tables = Path(run_dir) / "tables"
     return (cached_table(tables / "test_by_model.csv", key, lambda: test_table(results, models, names, data, train_cfg, tokenizer)),

@@ -36,6 +36,7 @@ def test_training_targets():
     assert bench_training.training_target("family", 2, "cpu") is None
     assert bench_training.training_target("bert-base", 10, "cpu") == 0.95
     assert bench_training.training_target("bert-base", 5, "cuda") == 1.5
+    assert bench_training.training_target("bert-base", 2, "cuda") is None and bench_training.training_target("family", 10, "cuda") is None
 
 
 def test_training_benchmark_runs(tmp_path):
