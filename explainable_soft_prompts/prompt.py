@@ -45,7 +45,9 @@ def initial_prompt(models, length: int, init: str = "random", init_seed: int = 5
     "An initial prompt of `length` rows for `models`, by one of `INITS`."
     hidden = models[0].get_input_embeddings().weight.shape[1]
     if init == "random": return random_prompt(length, hidden, init_seed)
-    if init == "text": return embedding_rows(models, text_token_ids(init_text or "", tokenizer, length), combine)
+    if init == "text":
+        if tokenizer is None: raise ValueError("`init: text` needs the models' tokenizer to read `init_text`. Fix: pass `tokenizer=` (train_prompt and train_prompts take one).")
+        return embedding_rows(models, text_token_ids(init_text or "", tokenizer, length), combine)
     if init == "vocab":
         vocab = models[0].get_input_embeddings().weight.shape[0]
         return embedding_rows(models, torch.randint(vocab, (length,), generator=torch.Generator().manual_seed(int(init_seed))), combine)
@@ -152,11 +154,12 @@ class PromptedMaskedLM(nn.Module):
 
 # %% ../nbs/03_prompt.ipynb #9be26e2c
 def save_prompt(folder, prompt: torch.Tensor, init_prompt: torch.Tensor | None = None, metadata: dict | None = None) -> Path:
-    "Write a prompt folder (each file atomically)."
+    "Write a prompt folder (each file atomically); without `init_prompt`, an initial prompt saved there before is removed (it was another prompt's)."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / "soft_prompt.safetensors", lambda p: save_file({"weight": prompt.detach().float().contiguous().cpu()}, p))
     if init_prompt is not None:
         atomic_write(folder / "init_soft_prompt.safetensors", lambda p: save_file({"weight": init_prompt.detach().float().contiguous().cpu()}, p))
+    else: (folder / "init_soft_prompt.safetensors").unlink(missing_ok=True)
     atomic_write(folder / "prompt.json", lambda p: Path(p).write_text(json.dumps(metadata or {}, indent=1, default=str)))
     return folder
 
