@@ -115,6 +115,10 @@ def to_text_label(frame: pd.DataFrame, spec: TaskSpec) -> pd.DataFrame:
     "Join the task's text fields into `text`; keep `label`."
     missing = [f for f in (*spec.text_fields, "label") if f not in frame.columns]
     if missing: raise ValueError(f"Task {spec.name!r} needs columns {missing}; found {list(frame.columns)}.")
+    empty = frame[[*spec.text_fields, "label"]].isna().any(axis=1).to_numpy()
+    if empty.any():
+        raise ValueError(f"Task {spec.name!r}: {int(empty.sum())} row(s) have an empty {', '.join(spec.text_fields)} or label cell "
+                         f"(rows {frame.index[empty][:5].tolist()}{' ...' if empty.sum() > 5 else ''}). Fix: fill or remove them in the data file.")
     text = frame[spec.text_fields[0]].astype(str)
     for f in spec.text_fields[1:]: text = text + spec.separator + frame[f].astype(str)
     return pd.DataFrame({"text": text, "label": frame["label"].astype(int)}).reset_index(drop=True)
@@ -147,6 +151,7 @@ def fit_split_sizes(sizes, n_rows: int, allow_shrink: bool = False) -> tuple:
         raise ValueError(f"Split sizes {sizes} need {sum(sizes)} rows but the source has only {n_rows}. "
                          f"Fix: lower `split_sizes`, or set `allow_shrink: true` to keep the proportions.")
     scaled = tuple(max(1, s * n_rows // sum(sizes)) for s in sizes)
+    if sum(scaled) > n_rows: raise ValueError(f"The source has {n_rows} rows: too few for a train, a validation and a test split. Fix: give the task more rows.")
     logger.warning(f"Shrinking splits {sizes} to {scaled} to fit {n_rows} rows.")
     return scaled
 

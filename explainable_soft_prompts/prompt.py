@@ -180,7 +180,12 @@ def load_prompt(path, initial: bool = False) -> torch.Tensor:
             if candidate.exists(): return load_prompt(candidate)
         raise FileNotFoundError(f"No {stem}.safetensors or {stem}.pt in {path}.")
     if not path.exists(): raise FileNotFoundError(f"Prompt file {path} does not exist.")
-    if path.suffix == ".safetensors": return load_file(path)["weight"].float()
+    if path.suffix == ".safetensors":
+        tensors = load_file(path)
+        if "weight" not in tensors:
+            raise ValueError(f"{path} holds no prompt 'weight' (it holds {sorted(tensors)[:4]}). A PEFT prompt-tuning adapter "
+                             "(adapter_model.safetensors) reads in with `import_peft_adapter` (explainable_soft_prompts.peft_adapter).")
+        return tensors["weight"].float()
     return _tensor_from_pt(path)
 
 def load_prompt_metadata(folder) -> dict:
