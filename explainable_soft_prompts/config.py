@@ -146,17 +146,16 @@ def prompt_train_config(cfg: ExperimentConfig, name: str):
 
 def models_in_name(name: str) -> int | None:
     "How many models a prompt's name says it trains on, in the study's naming (`5_model_init_2` -> 5), or None for other names."
-    from explainable_soft_prompts.analysis import run_task_and_category
-    try: return int(run_task_and_category(name)[1].split("_")[0])
-    except ValueError: return None
+    from explainable_soft_prompts.report import category_size, prompt_category
+    return category_size(prompt_category(name))
 
 def check_seed_variants(specs: dict) -> None:
     """Refuse seed variants (`5_model_init_<i>`, `5_model_train_<i>`) on other models than the first prompt they share
     (`5_model_0`), with which Table 5 pools them: they differ from it by a seed alone. `specs`: name -> (models, overrides)."""
-    from explainable_soft_prompts.analysis import SHARED_FIRST_PROMPT, run_task_and_category
+    from explainable_soft_prompts.analysis import SHARED_FIRST_PROMPT
+    from explainable_soft_prompts.report import prompt_category
     for name, (idx, _) in specs.items():
-        try: category = run_task_and_category(name)[1]
-        except ValueError: continue
+        category = prompt_category(name)
         first = SHARED_FIRST_PROMPT.get(category)
         if first in specs and sorted(specs[first][0]) != sorted(idx):
             raise ValueError(f"Prompt {name!r} trains on models {idx}, but {first!r}, whose {category.split('_')[-1]} seed it varies, trains on "
@@ -187,7 +186,8 @@ def check_config(cfg: ExperimentConfig):
     for m in cfg.models or []: check_model_reference(m)
     refs = family_references(cfg)
     n_models = len(refs) if refs is not None else FamilyBuildConfig().n_models
-    for name, (idx, overrides) in prompt_specs(cfg).items():
+    specs = prompt_specs(cfg)
+    for name, (idx, overrides) in specs.items():
         bad = sorted(set(overrides) - set(TRAIN_KEYS))
         if bad: raise ValueError(f"Prompt {name!r} sets unknown training parameters {bad} (parameter `prompts`). Known: {list(TRAIN_KEYS)}.")
         prompt_length = prompt_train_config(cfg, name).prompt_length
@@ -202,7 +202,7 @@ def check_config(cfg: ExperimentConfig):
             raise ValueError(f"Prompt {name!r} is named for {named} model(s) but trains on {len(idx)}: {idx} (parameter `prompts`). "
                              f"The report groups prompts by the number in their name. Fix: list {named} models, or rename it "
                              f"`{len(idx)}_model_<i>` (or a name outside the <n>_model_<i> scheme, reported per prompt only).")
-    check_seed_variants(prompt_specs(cfg))
+    check_seed_variants(specs)
     from explainable_soft_prompts.training import check_tracking
     check_tracking(cfg.tracking)
     if cfg.dist_backend not in ("auto", "gloo", "nccl"): raise ValueError(f"`dist_backend` must be auto, gloo or nccl, got {cfg.dist_backend!r}.")

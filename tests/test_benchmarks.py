@@ -218,4 +218,4 @@ sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")
     scripts = ["gpu_pipeline.py", "bench_training.py", "bench_masking.py", "bench_peft.py", "bench_flops.py"]
     assert [line.split()[1] for line in log.splitlines() if line.startswith("parsed")] == [f"benchmarks/{s}" for s in scripts]
     assert "ran ['-m', 'pytest']" in log and "failed" not in log
-    assert all(f'--out {tmp_path / "out"}/gpu_' in log for _ in scripts)          # results go to $OUT, which comes back
+    assert f'--out {tmp_path / "out"}/gpu_' in log                                 # results go to $OUT, which comes back
