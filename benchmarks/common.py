@@ -81,8 +81,26 @@ def compare(methods: dict, repeats: int, device="cpu", warmup: int = 1, log=None
     return {name: statistics.median(v) for name, v in seconds.items()}, results, seconds
 
 
+# the vector extensions that set a CPU's arithmetic rate, widest last: a run's figures compare only with runs on the same kind
+VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict:
+    """The CPU's model name, family and model numbers and vector extensions, read from `/proc/cpuinfo` (Linux; empty
+    elsewhere). This project's machines change between sessions (a 2-core AMD EPYC of family 23, AVX2, and of family
+    26, AVX-512, gave different figures), so every benchmark file records which one ran it."""
+    if cpuinfo is None:
+        try: cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError: return {}
+    first = cpuinfo.split("\n\n")[0]
+    field = lambda name: next((line.split(":", 1)[1].strip() for line in first.splitlines() if line.split(":")[0].strip() == name), None)
+    flags = set((field("flags") or "").split())
+    return {"cpu_model": field("model name"), "cpu_family": field("cpu family"), "cpu_model_number": field("model"),
+            "vector_extensions": [e for e in VECTOR_EXTENSIONS if e in flags]}
+
+
 def machine() -> dict:
-    info = {"torch": torch.__version__, "machine": platform.machine(), "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+    info = {"torch": torch.__version__, "machine": platform.machine(), "threads": torch.get_num_threads(), "cpus": os.cpu_count(), **cpu_info()}
     if torch.cuda.is_available(): info["gpu"] = torch.cuda.get_device_name()
     return info
 

@@ -7,7 +7,7 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import bench_e2e, bench_masking, bench_training  # noqa: E402
-from common import agreement, target  # noqa: E402
+from common import agreement, cpu_info, target  # noqa: E402
 
 
 def speedup_from_repeats(record: dict, seconds: dict, faster: str, slower: str, repeats: int) -> float:
@@ -29,6 +29,14 @@ def test_target():
     assert target(1.6, at_least=1.5, same_numbers=False)["target_met"] is False    # fast but not the same numbers: not met
     assert agreement(False, 1e-6, 2e-7) == {"tolerance": 1e-4, "same_numbers": True}
     assert agreement(False, 1e-6, 3e-3)["same_numbers"] is False and agreement(True, 1e-6, 3e-3)["same_numbers"] is True
+
+
+def test_cpu_info_names_the_machine():
+    text = ("processor\t: 0\nmodel name\t: AMD EPYC\ncpu family\t: 26\nmodel\t\t: 2\nflags\t\t: fpu avx2 avx512f avx512_bf16 fma\n\n"
+            "processor\t: 1\nmodel name\t: another core\n")
+    assert cpu_info(text) == {"cpu_model": "AMD EPYC", "cpu_family": "26", "cpu_model_number": "2", "vector_extensions": ["avx2", "avx512f", "avx512_bf16"]}
+    assert cpu_info("processor\t: 0\nflags\t\t: sse2\n")["vector_extensions"] == []    # a field missing: None, not an error
+    assert cpu_info("processor\t: 0\n")["cpu_model"] is None
 
 
 def test_training_targets():
