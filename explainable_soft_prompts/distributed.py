@@ -9,10 +9,10 @@ import argparse, datetime, os, sys, time
 import torch
 
 from .analysis import group_masking_losses
-from .config import check_config, experiment_config, load_params
+from .config import check_config, experiment_config, load_params, prompt_train_config
 from .experiment import cached_table, evaluate_run, is_cached, prepare, test_split_for, train_all
 from .report import analysis_key, masking_frame, prompt_models, report_run, token_masking_table_path
-from .training import barrier, distributed_world, model_shard, process_device
+from .training import barrier, distributed_world, model_shard, process_device, rank_layout
 
 # %% auto #0
 __all__ = ['chosen_backend', 'init_process_group', 'sharded_masking_losses', 'run_distributed', 'main', 'exit_now_if_distributed']
@@ -53,6 +53,8 @@ def run_distributed(params: dict, report: bool = True, progress: bool = True) ->
     "Train every prompt model-sharded over the ranks, shard the token masking, then evaluate and report on rank 0."
     cfg = experiment_config(params)
     rank, world = init_process_group(cfg.dist_backend, process_device(check_config(cfg)).type)   # parameters and device checked first
+    if world > 1:                                                  # and every prompt's data-parallel groups against the processes
+        for name in cfg.prompts: rank_layout(rank, world, prompt_train_config(cfg, name).data_parallel_groups)
     timings, start = {}, time.time()
     cfg, train_cfg, models, names, tokenizer, data = prepare(params, progress=progress and rank == 0)
     timings["prepare"] = time.time() - start; start = time.time()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_experiment.ipynb #fc8db509
 from __future__ import annotations
-import hashlib, json, logging, os, time
+import gc, hashlib, json, logging, os, time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,12 +13,13 @@ import torch
 
 from .config import (ExperimentConfig, check_config, experiment_config, family_references, prompt_specs,
                                              prompt_train_config)
-from .data import atomic_write, check_labels, code_digest, fit_split_sizes, get_task, load_task_data, load_task_rows
+from .data import (atomic_write, check_labels, code_digest, fit_split_sizes, get_task, load_task_data, load_task_rows,
+                                           make_verbalizer)
 from .evaluation import evaluate_prompt, majority_baseline, transfer_matrix
 from .models import FamilyBuildConfig, build_seed_family, family_members, load_family
 from .prompt import load_prompt, load_prompt_metadata
 from .training import (TrainConfig, TrainResult, barrier, distributed_world, make_trackers, read_checkpoint,
-                                               model_digest, process_device, run_fingerprint, shared_fields, split_loss_accuracy, stack_prompts_here,
+                                               model_digest, process_device, release_stacks, run_fingerprint, shared_fields, split_loss_accuracy, stack_prompts_here,
                                                stackable, train_prompts)
 
 # %% auto #0
@@ -26,8 +27,8 @@ __all__ = ['logger', 'write_table', 'is_cached', 'cached_table', 'split_digest',
            'model_short_names', 'finished_prompt', 'load_finished', 'clear_stale', 'checkpoint_step',
            'train_or_load_group', 'train_or_load', 'prompt_groups', 'train_all', 'test_split_for', 'test_table',
            'promptability', 'run_transfer', 'evaluate_run', 'family_positions', 'check_max_length', 'held_out_split',
-           'check_held_out_split', 'check_family_fit', 'local_task_rows', 'write_run_params', 'prepare',
-           'run_experiment', 'plan']
+           'check_held_out_split', 'check_family_fit', 'check_label_words', 'local_task_rows', 'write_run_params',
+           'prepare', 'run_experiment', 'plan']
 
 # %% ../nbs/07_experiment.ipynb #a464fdfa
 logger = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ def train_or_load_group(folders, models, names, data, train_cfgs, tokenizer=None
     """Train the prompts of `folders` on the same `models`, or load those already finished. The unfinished ones train
     in one pass (`train_prompts`) when they differ only in their initialisation and stand at the same step, else one at
     a time; also when the pass runs out of GPU memory in one process: each then resumes from its own last checkpoint."""
+    for c in train_cfgs: c.check()          # numbers given as strings converted first: the fingerprints are those `train_prompts` writes
     fingerprints = [run_fingerprint(c, models, names, data) for c in train_cfgs]
     results = [load_finished(f, names) if finished_prompt(f, fp) else None for f, fp in zip(folders, fingerprints)]
     todo = [i for i, r in enumerate(results) if r is None]
@@ -128,9 +130,11 @@ def train_or_load_group(folders, models, names, data, train_cfgs, tokenizer=None
         try: trained = train(part)
         except torch.cuda.OutOfMemoryError:
             if len(part) == 1 or world > 1: raise     # under torchrun the ranks would have to fall back together
+            trained = None                            # retried below: in here the exception's frames still hold the pass's memory
+        if trained is None:
             logger.warning(f"{len(part)} prompts in one pass ran out of GPU memory: training them one at a time, each from its last "
                            f"checkpoint. Fix, to skip the attempt next time: `stack_prompts: false`.")
-            torch.cuda.empty_cache()
+            gc.collect(); release_stacks(models); torch.cuda.empty_cache()   # the failed pass's graph, prompts and stack freed
             trained = [train([i])[0] for i in part]
         for i, result in zip(part, trained): results[i] = result
     barrier()           # rank 0 has written the prompts before anyone moves on
@@ -205,7 +209,7 @@ def evaluate_run(run_dir, results: dict, models, names, data, train_cfg: TrainCo
     split_for = test_split_for(data, tokenizer)
     lengths = sorted({len(r.prompt) for r in results.values()})
     key = results_key(results, data.task.name, names, [model_digest(m) for m in models], [split_digest(split_for(n)) for n in lengths], train_cfg.bf16,
-                      code_digest(test_table, run_transfer, test_split_for, evaluate_prompt, transfer_matrix, split_loss_accuracy))
+                      code_digest(test_table, evaluate_prompt, split_loss_accuracy, load_prompt, load_task_data))   # these modules' whole code
     tables = Path(run_dir) / "tables"
     return (cached_table(tables / "test_by_model.csv", key, lambda: test_table(results, models, names, data, train_cfg, tokenizer)),
             cached_table(tables / "transfer.csv", key, lambda: run_transfer(results, models, names, data, train_cfg, progress, tokenizer)))
@@ -251,6 +255,14 @@ def check_family_fit(cfg: ExperimentConfig, refs, fetch: bool = False, held_out:
     check_max_length(cfg, family_positions(refs, fetch))
     if held_out: check_held_out_split(cfg, refs)
 
+def check_label_words(cfg: ExperimentConfig, refs) -> None:
+    """The run's label words against the family's tokenizer, read alone (for a Hub family its tokenizer files, not its
+    weights): unknown words and words sharing a target token are refused before a model loads. Nothing where the
+    family is still to be built (its tokenizer comes with it)."""
+    if refs is None: return
+    from transformers import AutoTokenizer
+    make_verbalizer(cfg.label_words or get_task(cfg.task).label_words, AutoTokenizer.from_pretrained(str(refs[0])))
+
 def local_task_rows(cfg: ExperimentConfig):
     """The rows a run on local files cuts its splits from, read before any model loads; their checks come with them:
     the file for `source_split` exists, the columns and labels are the task's, and, unless `allow_shrink`, they are
@@ -270,8 +282,10 @@ def prepare(params: dict, progress: bool = True, task_data=None):
     "Checked config, training config, models, their names, tokenizer and task data (`task_data(tokenizer)` overrides) for a run."
     cfg = experiment_config(params)
     train_cfg = check_config(cfg)
-    process_device(train_cfg)                                   # a GPU this machine lacks: refused before any work
+    for device_cfg in (train_cfg, *(prompt_train_config(cfg, n) for n in cfg.prompts)):
+        process_device(device_cfg)                              # a GPU this machine lacks (the run's or a prompt's): refused before any work
     check_family_fit(cfg, family_references(cfg), fetch=True, held_out=task_data is None)   # before the family is built or downloaded
+    if task_data is None: check_label_words(cfg, family_references(cfg))
     rows = local_task_rows(cfg) if task_data is None else None     # so are local files: there, with columns, labels, enough rows
     refs = ensure_family(cfg)
     models, tokenizer = load_family(refs)
@@ -314,5 +328,6 @@ def plan(params: dict) -> pd.DataFrame:
         train_cfg = prompt_train_config(cfg, name)
         rows.append({"prompt": name, "training_pass": training_pass[name], "n_models": len(indices), "models": " ".join(model_short_names([refs[i] for i in indices])),
                      "prompt_length": train_cfg.prompt_length, "epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size,
+                     "micro_batch_size": train_cfg.micro_batch_size or train_cfg.batch_size,
                      "steps": train_cfg.epochs * -(-int(n_train) // train_cfg.batch_size), "seed": train_cfg.seed, "init_seed": train_cfg.init_seed})
     return pd.DataFrame(rows)

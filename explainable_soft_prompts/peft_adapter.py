@@ -14,11 +14,12 @@ from .data import atomic_write
 from .prompt import load_prompt, load_prompt_metadata
 
 # %% auto #0
-__all__ = ['ADAPTER_CONFIG', 'ADAPTER_WEIGHTS', 'PROMPT_KEY', 'peft_adapter_config', 'export_peft_adapter', 'import_peft_adapter',
-           'export_prompt_folder', 'peft_mask_logits']
+__all__ = ['ADAPTER_CONFIG', 'ADAPTER_WEIGHTS', 'PROMPT_KEY', 'PROMPT_RECORD', 'peft_adapter_config', 'export_peft_adapter',
+           'import_peft_adapter', 'export_prompt_folder', 'peft_mask_logits']
 
 # %% ../nbs/08_peft.ipynb #6ecc91ad
 ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROMPT_KEY = "adapter_config.json", "adapter_model.safetensors", "prompt_embeddings"
+PROMPT_RECORD = "soft_prompt_record.json"             # beside an exported adapter: the prompt's training record
 
 def peft_adapter_config(prompt: torch.Tensor, model_config, base_model: str, task_type: str = "FEATURE_EXTRACTION") -> dict:
     "The `adapter_config.json` PEFT writes for a prompt-tuning adapter of `prompt` on a model with `model_config`."
@@ -44,6 +45,7 @@ def export_peft_adapter(prompt, out_dir, base_model: str, model_config=None, tas
     weights = prompt.detach().float().contiguous().cpu()
     atomic_write(out_dir / ADAPTER_WEIGHTS, lambda p: save_file({PROMPT_KEY: weights}, p))
     atomic_write(out_dir / ADAPTER_CONFIG, lambda p: Path(p).write_text(json.dumps(config, indent=2)))
+    (out_dir / PROMPT_RECORD).unlink(missing_ok=True)      # an earlier export's record belongs to another prompt (`export_prompt_folder` writes one)
     return out_dir
 
 def import_peft_adapter(adapter_dir) -> tuple:
@@ -71,7 +73,7 @@ def export_prompt_folder(prompt_folder, out_dir, base_model: str, model_config=N
     "Export a saved prompt folder as a PEFT adapter for `base_model`, with the prompt's record beside it."
     out_dir = export_peft_adapter(load_prompt(prompt_folder), out_dir, base_model, model_config)
     record = load_prompt_metadata(prompt_folder)
-    atomic_write(Path(out_dir) / "soft_prompt_record.json", lambda p: Path(p).write_text(json.dumps(record, indent=1, default=str)))
+    atomic_write(Path(out_dir) / PROMPT_RECORD, lambda p: Path(p).write_text(json.dumps(record, indent=1, default=str)))
     return out_dir
 
 # %% ../nbs/08_peft.ipynb #ee9c6ba8

@@ -16,6 +16,7 @@ from .analysis import (SHARED_FIRST_PROMPT, assignment_table, back_translation, 
                                                prompt_similarity_table, reduce_to_2d, run_task_and_category, save_figure, vote_alignment)
 from .data import atomic_write, code_digest, progress_bar
 from .experiment import cached_table, results_key, split_digest, test_split_for, write_table
+from .prompt import PromptedMaskedLM
 from .training import split_loss_accuracy
 
 # %% auto #0
@@ -76,8 +77,9 @@ def prompt_models(result, models, names) -> list:
 
 def analysis_key(name: str, result, split, seeds, k: int, bf16: bool = False) -> str:
     """What a prompt's cached analyses depend on: its values and models, the split, the random seeds, k, bf16 (in
-    the key only when on) and the code that computes them, so that tables made by older code are made again."""
-    code = code_digest(group_masking_losses, split_loss_accuracy, masking_frame, assignment_table, knn_vote, back_translation, masking_and_compression)
+    the key only when on) and the code that computes them (the whole modules it runs through: analysis, training,
+    prompt, data and this one), so that tables made by older code are made again."""
+    code = code_digest(group_masking_losses, split_loss_accuracy, PromptedMaskedLM, progress_bar, masking_frame)
     return results_key({name: result}, split_digest(split), list(seeds), k, code, *(["bf16"] if bf16 else []))
 
 def token_masking_table_path(tables_dir, name: str) -> Path:

@@ -22,15 +22,16 @@ from .config import typed_fields
 from .models import freeze
 
 # %% auto #0
-__all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'TRACKERS', 'INIT_FIELDS', 'model_inputs', 'example_losses',
-           'mask_losses', 'family_losses_loop', 'plain_bert', 'same_architecture', 'stacked_linear',
+__all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'TRACKERS', 'SPEED_FIELDS', 'INIT_FIELDS', 'model_inputs',
+           'example_losses', 'mask_losses', 'family_losses_loop', 'plain_bert', 'same_architecture', 'stacked_linear',
            'stacked_layer_norm', 'PackedLayout', 'packed_layout', 'stacked_bert_logits', 'eager_skeleton',
-           'StackedFamily', 'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world',
-           'process_device', 'model_shard', 'rank_layout', 'idle_data_parallel_groups', 'sum_over_ranks', 'barrier',
-           'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking', 'make_trackers', 'TrainResult',
-           'model_digest', 'run_fingerprint', 'shared_fields', 'stackable', 'stack_prompts_here', 'checkpoint_path',
-           'read_checkpoint', 'split_optimizer_state', 'stack_optimizer_states', 'check_one_each', 'check_prompt_fits',
-           'train_prompt', 'train_prompts', 'toy_task_data']
+           'StackedFamily', 'release_stacks', 'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast',
+           'distributed_world', 'process_device', 'model_shard', 'rank_layout', 'idle_data_parallel_groups',
+           'sum_over_ranks', 'barrier', 'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking',
+           'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint', 'shared_fields', 'stackable',
+           'stack_prompts_here', 'checkpoint_path', 'read_checkpoint', 'split_optimizer_state',
+           'stack_optimizer_states', 'check_one_each', 'check_prompt_fits', 'train_prompt', 'train_prompts',
+           'toy_task_data']
 
 # %% ../nbs/04_training.ipynb #2774444c
 def model_inputs(batch: dict, device=None) -> tuple:
@@ -184,10 +185,18 @@ def eager_skeleton(model):
     with torch.device("meta"):
         return AutoModelForMaskedLM.from_config(copy.deepcopy(model.config), attn_implementation="eager")
 
+def _weights_seen(model) -> tuple:
+    "What `model_digest` keeps its hash with: each tensor's name, storage, version counter, dtype and shape."
+    return tuple((name, t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for name, t in model.state_dict(keep_vars=True).items())
+
+def _digest_moved(model, was_current: bool):
+    "After the weights of `model` moved to other memory with the same values (stacked, released): its kept hash still holds."
+    if was_current: model._esp_digest = (_weights_seen(model), model._esp_digest[1])
+
 class StackedFamily:
     "The family's weights stacked along a model dimension, run as a batched BERT (`path='bert'`) or with `vmap(functional_call)`."
     def __init__(self, models, path: str = "auto", unpad: bool | None = None):
-        self.models, self.unpad = list(models), unpad
+        self.models, self.unpad, self.released = list(models), unpad, False
         if path not in ("auto", "bert", "vmap"): raise ValueError(f"Unknown vectorised path {path!r}: use auto, bert or vmap.")
         if not same_architecture(self.models):
             raise ValueError("The models differ in configuration or parameters, so they cannot be stacked; "
@@ -198,6 +207,7 @@ class StackedFamily:
             raise ValueError("The batched BERT path computes plain BERT masked LMs only; use path='vmap' for this family.")
         self.path = path
         wrapped = [PromptedMaskedLM(m) for m in self.models]
+        digests = [getattr(m, "_esp_digest", (None,))[0] == _weights_seen(m) for m in self.models]
         # one copy of the weights: each tensor is stacked, then every model views its slice. Stacking one tensor
         # at a time frees each original right after its copy, so even the peak holds one extra tensor, not the family
         self.params, self.buffers = {}, {}
@@ -210,6 +220,28 @@ class StackedFamily:
             module_name, _, attr = name.rpartition(".")
             for k, w in enumerate(wrapped): w.get_submodule(module_name)._buffers[attr] = stacked[k]
         self.template = PromptedMaskedLM(eager_skeleton(self.models[0])) if path == "vmap" else None
+        for model, current in zip(self.models, digests): model._esp_stack = self; _digest_moved(model, current)
+
+    def release(self):
+        """Give every model its own copy of its weights again and free the stack, one tensor at a time (so at most one
+        tensor's stack is held twice). Without it, models stacked again with others would keep this stack alive through
+        the models that are not. `train_prompts` releases its stack when it is done; the family is unusable after."""
+        self.released = True
+        wrapped = [PromptedMaskedLM(m) for m in self.models]
+        digests = [getattr(m, "_esp_digest", (None,))[0] == _weights_seen(m) for m in self.models]
+        for name in list(self.params):
+            stacked = self.params.pop(name)
+            for k, w in enumerate(wrapped):
+                p = w.get_parameter(name)
+                if p.data.data_ptr() == stacked[k].data_ptr(): p.data = stacked[k].clone()   # still a view of this stack
+        for name in list(self.buffers):
+            stacked, (module_name, _, attr) = self.buffers.pop(name), name.rpartition(".")
+            for k, w in enumerate(wrapped):
+                module = w.get_submodule(module_name)
+                if module._buffers[attr].data_ptr() == stacked[k].data_ptr(): module._buffers[attr] = stacked[k].clone()
+        for model, current in zip(self.models, digests):
+            if getattr(model, "_esp_stack", None) is self: del model._esp_stack
+            _digest_moved(model, current)
 
     def __len__(self): return len(self.models)
 
@@ -225,6 +257,7 @@ class StackedFamily:
     def logits(self, prompt, input_ids, attention_mask, mask_positions, layout: PackedLayout | None | str = "auto") -> torch.Tensor:
         """Vocabulary logits at `[MASK]` for every model: `[M, B, V]` (or `[M, P, B, V]` for `[P, L, H]` prompts).
         `layout`: the batched BERT's `packed_layout` (None: padded rows; auto: made here where the padding is dropped)."""
+        if self.released: raise RuntimeError("This StackedFamily was released: its models hold their own weights again. Fix: stack them anew, `StackedFamily(models)`.")
         if self.path == "bert":
             if layout == "auto": layout = self.layout(prompt, {"attention_mask": attention_mask, "mask_positions": mask_positions})
             return stacked_bert_logits(self.params, self.models[0].config, prompt, input_ids, attention_mask, mask_positions, unpad=layout)
@@ -237,6 +270,10 @@ class StackedFamily:
         device = prompt.device
         logits = self.logits(prompt, *model_inputs(batch, device), layout=self.layout(prompt, batch))   # the layout from the CPU's batch: no sync
         return mask_losses(logits, target_ids.to(device)[batch["labels"].to(device)])
+
+def release_stacks(models):
+    "Release every stack (a `StackedFamily` whose `release` gives the models their own weights back) that one of `models` still views, e.g. after a pass that failed."
+    for stack in {id(s): s for m in models if (s := getattr(m, "_esp_stack", None)) is not None}.values(): stack.release()
 
 # %% ../nbs/04_training.ipynb #19a879bc
 @dataclass
@@ -280,7 +317,9 @@ class TrainConfig:
         if not 0 <= self.warmup < 1: problems.append(f"`warmup` is a fraction of the steps in [0, 1), got {self.warmup}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1): problems.append(f"`beta1`/`beta2` must lie in [0, 1), got {self.beta1}, {self.beta2}")
         if self.init not in ("random", "text", "vocab"): problems.append(f"`init` must be random, text or vocab, got {self.init!r}")
-        if self.init == "text" and not self.init_text: problems.append("`init: text` needs `init_text`")
+        if self.init == "text" and not (self.init_text or "").strip(): problems.append("`init: text` needs `init_text` (a text with words in it)")
+        if not 0 <= self.seed < 2**50: problems.append(f"`seed` must be a whole number in [0, 2**50) (each epoch's order is drawn from it), got {self.seed}")
+        if not 0 <= self.init_seed < 2**64: problems.append(f"`init_seed` must be a whole number in [0, 2**64), got {self.init_seed}")
         if self.init_combine not in ("average", "mix"): problems.append(f"`init_combine` must be average or mix, got {self.init_combine!r}")
         if self.checkpoint_every < 1: problems.append(f"`checkpoint_every` must be at least 1, got {self.checkpoint_every}")
         if self.data_parallel_groups < 1: problems.append(f"`data_parallel_groups` must be at least 1, got {self.data_parallel_groups}")
@@ -450,15 +489,31 @@ class TrainResult:
     seconds: float = 0.0
 
 def model_digest(model) -> str:
-    "A short hash of a model's input embeddings: tells apart families whose folders have the same names."
-    return hashlib.sha1(model.get_input_embeddings().weight.detach().float().cpu().numpy().tobytes()).hexdigest()[:12]
+    """A short hash of all of a model's weights (every tensor of its state dict, with its name and dtype): tells apart
+    models whose folders have the same names, even where only their encoder changed (a fine-tune that froze the
+    embeddings). Kept on the model with what it was computed from (each tensor's storage and version counter), so that
+    a run hashes each model once, and again only after its weights were changed in place or re-pointed."""
+    state = model.state_dict(keep_vars=True)
+    cached = getattr(model, "_esp_digest", None)
+    if cached is not None and cached[0] == _weights_seen(model): return cached[1]
+    digest = hashlib.sha1()
+    for name, t in state.items():
+        digest.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
+        digest.update(t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    model._esp_digest = (_weights_seen(model), digest.hexdigest()[:12])
+    return model._esp_digest[1]
+
+# training parameters that change how fast a prompt trains, not the prompt (beyond floating-point noise)
+SPEED_FIELDS = ("vectorized", "stack_prompts", "unpad", "eval_batch_size", "checkpoint_every", "device", "data_parallel_groups")
 
 def run_fingerprint(cfg: TrainConfig, models, model_names, data: TaskData) -> str:
-    "A hash of everything that determines the trained prompt: parameters, models (names and weights), training data, verbalizer."
-    keep = {k: v for k, v in asdict(cfg).items() if k not in ("vectorized", "stack_prompts", "unpad", "eval_batch_size", "checkpoint_every", "device", "data_parallel_groups")}
-    train = data.tokenized["train"]
+    """A hash of everything that determines the trained prompt and its record: parameters, models (names and all
+    weights), training data, verbalizer, and the validation split its metrics were measured on."""
+    keep = {k: v for k, v in asdict(cfg).items() if k not in SPEED_FIELDS}
+    train, validation = data.tokenized["train"], data.tokenized["validation"]
     return hashlib.sha1(json.dumps([keep, [str(n) for n in model_names], [model_digest(m) for m in models], data.task.name,
-                                    data.verbalizer.token_ids, train.input_ids, train.labels.tolist()], default=str).encode()).hexdigest()[:16]
+                                    data.verbalizer.token_ids, train.input_ids, train.labels.tolist(),
+                                    validation.input_ids, validation.labels.tolist()], default=str).encode()).hexdigest()[:16]
 
 def _write_csv(rows: list, path: Path):
     def write(tmp):
@@ -538,6 +593,9 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
     check_one_each(run_dirs, n_prompts, "run_dirs", "prompts", "give one run folder (or None) per prompt, in the order of `cfgs`")
     check_one_each(trackers, n_prompts, "trackers", "prompts", "give one list of trackers (or an empty one) per prompt, in the order of `cfgs`")
     check_one_each(model_names, len(models), "model_names", "models", "give one name per model, in the order of `models`")
+    if model_names and len(set(map(str, model_names))) != len(model_names):
+        raise ValueError(f"`model_names` {list(model_names)} names a model twice: the per-model metrics would overwrite each other. Fix: one name per model.")
+    if len(data.tokenized["train"]) == 0: raise ValueError("The training split is empty: nothing to train on. Fix: give the task training rows (`split_sizes`).")
     check_prompt_fits(models, data, cfg.prompt_length)
     device = process_device(cfg)                                 # a GPU this machine lacks is refused here, before any work
     for model in models: freeze(model)                           # only the prompt trains
@@ -636,8 +694,10 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
             if bad.any():                                        # every rank sees every model's loss: all stop together, before the step
                 model_index, prompt_index = bad.nonzero()[0].tolist()
                 which = f" of the prompt in {run_dirs[prompt_index] or f'position {prompt_index}'}" if stacked else ""
+                fix = ("lower `lr`, or turn off `bf16`" if step else "the prompt is not trained yet, so look at the model (NaN or inf in its "
+                       "weights), the data, the initial prompt, or turn off `bf16`")
                 raise FloatingPointError(f"Non-finite loss at step {step + 1} (epoch {epoch + 1}) on model {model_names[model_index]}{which}: "
-                                         f"{per_model.squeeze(1).tolist() if not stacked else per_model.T.tolist()}. Fix: lower `lr`, or turn off `bf16`.")
+                                         f"{per_model.squeeze(1).tolist() if not stacked else per_model.T.tolist()}. Fix: {fix}.")
             if world > 1:                                        # the gradient of the mean over all models
                 if prompt.weight.grad is None: prompt.weight.grad = torch.zeros_like(prompt.weight)   # a rank without models
                 sum_over_ranks(prompt.weight.grad)
@@ -660,6 +720,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
                 save_checkpoint(); bar.close(); raise KeyboardInterrupt(f"stopped after step {step} as asked")
     validate()
     bar.close()
+    if family: family.release()                                  # the models hold their own weights again (a stack may not outlive its pass)
     seconds, trained = time.time() - start, as_list(prompt().detach().cpu())
     results = [TrainResult(trained[p], inits[p].cpu(), histories[p], model_names, seconds) for p in range(n_prompts)]
     for c, d, result, fingerprint in zip(cfgs, run_dirs, results, fingerprints):

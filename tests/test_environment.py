@@ -81,11 +81,13 @@ def test_the_installed_environment_is_the_locked_one():
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_reproduce_keeps_the_executed_notebooks_in_the_runs_folder():
-    "`make reproduce PARAMS=f` puts the executed notebooks in outputs/<run_name>, where the notebooks write the run's results."
-    for params in sorted((REPO / "params").glob("*.yml")):
-        run_name = yaml.safe_load(params.read_text()).get("run_name", "mini")
-        recipe = subprocess.run(["make", "-s", "-n", "reproduce", f"PARAMS=params/{params.name}"], cwd=REPO,
-                                capture_output=True, text=True, check=True).stdout
-        assert f"mkdir -p outputs/{run_name}\n" in recipe, params.name
-        assert f"outputs/{run_name}/analyse_and_report.ipynb -f params/{params.name}" in recipe, params.name
+def test_reproduce_keeps_the_executed_notebooks_in_the_runs_folder(tmp_path):
+    """`make reproduce PARAMS=f` puts the executed notebooks in <output_dir>/<run_name>, where the notebooks write the
+    run's results, as the package reads the file: a run name with a space, another output folder."""
+    elsewhere = tmp_path / "elsewhere.yml"
+    elsewhere.write_text("run_name: 'my run'  # a comment\noutput_dir: results/here\n")
+    for params, run_dir in [*((p, f"outputs/{yaml.safe_load(p.read_text()).get('run_name', 'mini')}") for p in sorted((REPO / "params").glob("*.yml"))),
+                            (elsewhere, "results/here/my run")]:
+        recipe = subprocess.run(["make", "-s", "-n", "reproduce", f"PARAMS={params}"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+        assert f'mkdir -p "{run_dir}"\n' in recipe, (params.name, recipe)
+        assert f'"{run_dir}/analyse_and_report.ipynb" -f {params}' in recipe, params.name

@@ -2,6 +2,7 @@
 import pandas as pd
 import papermill as pm
 import pytest
+import torch
 
 from conftest import REPO
 from micro import WORDS, micro_setup
@@ -89,6 +90,21 @@ def test_bad_parameters_fail_before_any_work(tmp_path, bad, message):
         check_config(experiment_config(params))
 
 
+@pytest.mark.parametrize("bad, message", [
+    ({"label_words": ["zzzz", "good"]}, "unknown to this tokenizer"),
+    ({"label_words": ["good", "good"]}, "share a target token"),
+    ({"prompts": {"1_model_0": [0], "1_model_1": {"models": [1], "device": "cuda"}}}, "needs a GPU"),
+])
+def test_bad_parameters_that_need_the_tokenizer_or_device_fail_before_the_family_loads(tmp_path, bad, message, monkeypatch):
+    "Label words are checked against the family's tokenizer alone, and every prompt's device, before any model loads."
+    from explainable_soft_prompts import experiment
+    if "device" in str(bad) and torch.cuda.is_available(): pytest.skip("this machine has a GPU")
+    def no_loading(*args, **kwargs): raise AssertionError("the family was loaded before the bad parameter was refused")
+    monkeypatch.setattr(experiment, "load_family", no_loading)
+    with pytest.raises(ValueError, match=message):
+        experiment.prepare({**micro_setup(tmp_path), **bad}, progress=False)
+
+
 def test_split_larger_than_data_names_the_rows(tmp_path):
     from explainable_soft_prompts.experiment import prepare
     with pytest.raises(ValueError, match="only 60"):
@@ -117,6 +133,10 @@ def test_parameter_files_pass_their_dry_run(name, n_prompts):
     if name == "imdb":   # the study's short-prompt and seed variants come through
         assert table.set_index("prompt").loc["1_model_3_sp", "prompt_length"] == 2
         assert table.set_index("prompt").loc["5_model_init_1", "init_seed"] == 8943168
+    if name in ("imdb", "mnli", "emotion"):   # the study's micro-batches, by number of models
+        micro = table.groupby("n_models").micro_batch_size.unique().map(list).to_dict()
+        assert micro == {"imdb": {1: [32], 2: [16], 5: [8], 10: [3]}, "mnli": {1: [32], 2: [16], 5: [8], 10: [4]},
+                         "emotion": {1: [128], 2: [128], 5: [32], 10: [16]}}[name], micro
     if name == "mnli":
         assert table.set_index("prompt").loc["5_model_0_e20", "epochs"] == 20
     if name == "emotion":  # with stack_prompts, the study's init-seed variants train in one pass, its training-seed variants alone
