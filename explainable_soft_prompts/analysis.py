@@ -27,9 +27,9 @@ __all__ = ['METRICS', 'AGGREGATIONS', 'FIGURE_STYLE', 'TASK_PREFIXES', 'CATEGORY
            'vote_alignment', 'vote_agreement', 'knn_summary', 'visible_token', 'back_translation', 'prompt_similarity',
            'inner_complexity', 'prompt_similarity_table', 'keep_rows', 'compress_prompt', 'random_token_subsets',
            'tokens_by_model', 'masking_and_compression', 'compression_summary', 'reduce_to_2d', 'figure_style',
-           'model_colours', 'embedding_map', 'masking_heatmap', 'save_figure', 'read_token_masking_csv', 'split_task',
-           'run_task_and_category', 'masking_csv_path', 'released_masking_runs', 'category_members',
-           'important_token_loss', 'released_token_assignment', 'load_released_prompts']
+           'model_colours', 'family_colours', 'embedding_map', 'masking_heatmap', 'save_figure',
+           'read_token_masking_csv', 'split_task', 'run_task_and_category', 'masking_csv_path', 'released_masking_runs',
+           'category_members', 'important_token_loss', 'released_token_assignment', 'load_released_prompts']
 
 # %% ../nbs/06_analysis.ipynb #2a4e54fb
 def model_labels(models, model_names=None) -> list:
@@ -222,7 +222,10 @@ def _check_same_tokens(a: pd.DataFrame, b: pd.DataFrame, what_a: str, what_b: st
                          "Fix: compare tables made for the same prompt.")
 
 def vote_alignment(vote: pd.DataFrame, assignment: pd.DataFrame, n_models: int, column: str = "model", model_names=None) -> dict:
-    """Fraction of tokens whose vote equals the assignment in `column`, certainty-weighted fraction, and the random baseline 1/M.
+    """Fraction of tokens whose vote equals the assignment in `column`, certainty-weighted fraction, and two baselines:
+    `chance`, the agreement expected if vote and assignment were independent with the frequencies they have (the sum
+    over models of the share of tokens voted to a model times the share assigned to it), and `uniform_chance`, 1/M,
+    which equals it only when one of the two spreads the tokens evenly over the models.
     With `model_names` (the M models), both tables must name only those models; without, together at most `n_models` names."""
     if model_names is not None:
         names = check_assignment(assignment, model_names, column)
@@ -237,8 +240,9 @@ def vote_alignment(vote: pd.DataFrame, assignment: pd.DataFrame, n_models: int, 
     _check_same_tokens(vote, assignment, "vote", "assignment")
     merged = vote.merge(assignment[["token", column]].rename(columns={column: "assigned"}), on="token")
     agree = (merged.model.astype(str) == merged.assigned.astype(str)).to_numpy(dtype=float)
+    voted, assigned = (merged[c].astype(str).value_counts(normalize=True) for c in ("model", "assigned"))
     return {"alignment": float(agree.mean()), "weighted_alignment": float((agree * merged.certainty).sum() / merged.certainty.sum()),
-            "random_baseline": 1 / n_models}
+            "chance": float((voted * assigned.reindex(voted.index, fill_value=0)).sum()), "uniform_chance": 1 / n_models}
 
 def vote_agreement(vote_a: pd.DataFrame, vote_b: pd.DataFrame) -> float:
     "Fraction of tokens on which two votes (e.g. euclidean and cosine) pick the same model."
@@ -247,12 +251,12 @@ def vote_agreement(vote_a: pd.DataFrame, vote_b: pd.DataFrame) -> float:
     return float((merged.model_x == merged.model_y).mean())
 
 def knn_summary(prompt, models, assignment: pd.DataFrame, model_names=None, k: int = 7) -> dict:
-    "Alignment of the cosine and the euclidean vote with `assignment`, their agreement, and the random baseline."
+    "Alignment of the cosine and the euclidean vote with `assignment` and its chance level (`vote_alignment`), their agreement, and 1/M."
     names = check_assignment(assignment, model_labels(models, model_names), n_tokens=prompt.shape[0])   # before the searches
     votes = {metric: knn_vote(prompt, models, names, k, metric) for metric in METRICS}
     summary = {f"{metric}_{key}": value for metric, vote in votes.items()
-               for key, value in vote_alignment(vote, assignment, len(models), model_names=names).items() if key != "random_baseline"}
-    return {**summary, "euclidean_cosine_agreement": vote_agreement(votes["euclidean"], votes["cosine"]), "random_baseline": 1 / len(models)}
+               for key, value in vote_alignment(vote, assignment, len(models), model_names=names).items() if key != "uniform_chance"}
+    return {**summary, "euclidean_cosine_agreement": vote_agreement(votes["euclidean"], votes["cosine"]), "uniform_chance": 1 / len(models)}
 
 # %% ../nbs/06_analysis.ipynb #ccc80afd
 def visible_token(text: str) -> str:
@@ -377,16 +381,26 @@ def figure_style():
     return plt.rc_context(FIGURE_STYLE)
 
 def model_colours(n: int) -> list:
-    "Colour of model i of a family (tab10, tab20 past ten models): a model keeps its colour in every figure."
+    "Colour of model i of a family (tab10, tab20 past ten models)."
     import matplotlib.pyplot as plt
     cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
     return [cmap(i % cmap.N) for i in range(n)]
 
+def family_colours(model_names, family_names=None) -> dict:
+    """Each of `model_names` with the colour of its place in `family_names` (the run's family), so that a model keeps
+    its colour in every figure whichever prompt's models it is shown among; names the family lacks come after it."""
+    family = [str(n) for n in (family_names or [])]
+    order = family + [str(n) for n in model_names if str(n) not in family]
+    colours = dict(zip(order, model_colours(len(order))))
+    return {str(n): colours[str(n)] for n in model_names}
+
 def embedding_map(models, prompt: torch.Tensor, model_names=None, token_models=None, method: str = "tsne",
-                  vocabulary_sample: int = 1000, seed: int = 0, prompt_name: str = "prompt", n_neighbors: int = 50, reduce=None):
+                  vocabulary_sample: int = 1000, seed: int = 0, prompt_name: str = "prompt", n_neighbors: int = 50, reduce=None,
+                  family_names=None):
     """Figure: the models' vocabulary rows (a random sample) and the prompt's tokens on top, in 2-D; tokens coloured by
     `token_models` (model names) when given. `reduce(points, method, n_neighbors=...)` makes the 2-D coordinates:
-    `reduce_to_2d` unless given (`report_run` passes one that keeps them, so a report run again skips t-SNE)."""
+    `reduce_to_2d` unless given (`report_run` passes one that keeps them, so a report run again skips t-SNE).
+    `family_names`: the run's family, whose order sets each model's colour (`family_colours`)."""
     import matplotlib.pyplot as plt
     names, tables = model_labels(models, model_names), embedding_tables(models)
     vocab = tables[0].shape[0]
@@ -394,7 +408,7 @@ def embedding_map(models, prompt: torch.Tensor, model_names=None, token_models=N
     points = torch.cat([*(t[sample] for t in tables), prompt.detach().float()]).numpy()
     xy = (reduce or reduce_to_2d)(points, method, n_neighbors=n_neighbors)
     vocab_xy, prompt_xy = xy[:-prompt.shape[0]].reshape(len(names), len(sample), 2), xy[-prompt.shape[0]:]
-    colours = model_colours(len(names))
+    colours = list(family_colours(names, family_names).values())
     with figure_style(): fig, ax = plt.subplots(figsize=(8, 7))
     for name, colour, model_xy in zip(names, colours, vocab_xy):
         ax.scatter(*model_xy.T, s=6, alpha=0.35, color=colour, label=f"{name} vocabulary")

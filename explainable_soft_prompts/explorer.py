@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .analysis import (assignment_table, back_translation, knn_vote, masking_heatmap, model_colours,
+from .analysis import (assignment_table, back_translation, knn_vote, masking_heatmap, family_colours, model_colours,
                                                token_masking_matrix, zero_rows)
 from .data import TokenizedSplit, atomic_write
 from .experiment import test_split_for
@@ -19,8 +19,8 @@ from .training import split_loss_accuracy
 
 # %% auto #0
 __all__ = ['list_runs', 'list_prompts', 'masking_matrix_path', 'save_masking_matrix', 'load_masking_matrix', 'check_saved_matrix',
-           'sample_split', 'losses_with_tokens_off', 'estimated_losses_with_tokens_off', 'PromptView', 'run_family',
-           'PromptExplorer']
+           'sample_split', 'losses_with_tokens_off', 'estimated_losses_with_tokens_off', 'PromptView',
+           'run_family_names', 'run_family', 'PromptExplorer']
 
 # %% ../nbs/explorer.ipynb #fd658805
 def list_runs(outputs_dir="outputs") -> list:
@@ -95,7 +95,7 @@ class PromptView:
             missing = [n for n in trained_on if n not in names]
             if missing: raise ValueError(f"Prompt {prompt_name} was trained on {missing}, which the run's family ({names}) lacks.")
             self.models = [models[names.index(n)] for n in trained_on]
-            self.model_names, self.tokenizer = trained_on, tokenizer
+            self.model_names, self.tokenizer, self.family_names = trained_on, tokenizer, list(names)
             own_split = test_split_for(data, tokenizer)(len(self.prompt))     # the texts the run tested this prompt on
             self.split, self.target_ids = sample_split(own_split, max_examples), data.verbalizer.token_ids
             self.matrix, self.unmasked = token_masking_matrix(self.models, self.prompt, self.split, self.target_ids, self.model_names)
@@ -106,7 +106,7 @@ class PromptView:
                                         "Fix: run the run's analysis, or open the run live (a small family that loads from run_params.json).")
             self.matrix, self.unmasked = load_masking_matrix(path)
             check_saved_matrix(self.matrix, self.prompt, self.record, path, folder / "soft_prompt.safetensors")
-            self.model_names = [str(n) for n in self.matrix.index]
+            self.model_names, self.family_names = [str(n) for n in self.matrix.index], run_family_names(self.run_dir)
         self.assignment = assignment_table(self.matrix, self.unmasked)
 
     def _saved_table(self, kind: str):
@@ -134,6 +134,16 @@ class PromptView:
         return pd.DataFrame({"unmasked": self.unmasked, "tokens_off": loss, "change": loss - self.unmasked})
 
 # %% ../nbs/explorer.ipynb #8e55a345
+def run_family_names(run_dir) -> list | None:
+    "The names of a run's family models, in order, read from its `run_params.json` without loading a model (None: not known)."
+    from explainable_soft_prompts.config import experiment_config, family_references
+    from explainable_soft_prompts.experiment import model_short_names
+    path = Path(run_dir) / "run_params.json"
+    if not path.exists(): return None
+    try: refs = family_references(experiment_config(json.loads(path.read_text())))
+    except (ValueError, FileNotFoundError): return None
+    return None if refs is None else model_short_names(refs)
+
 def run_family(run_dir, live_max_models: int = 10, task_data=None):
     "`(models, names, tokenizer, data)` of a run, or None when it has no `run_params.json` or too big a family."
     from explainable_soft_prompts.experiment import prepare
@@ -192,7 +202,7 @@ class PromptExplorer:
         mode = (f"live: {len(view.split)} test examples" if view.live else
                 "saved matrix: losses with several tokens off are estimated (single-token effects added)")
         self.status.value = f"{self.prompt.value}: {len(view.prompt)} tokens, trained on {', '.join(view.model_names)} ({mode})"
-        colours = dict(zip(view.model_names, model_colours(len(view.model_names))))
+        colours = family_colours(view.model_names, view.family_names)     # a model's colour in the run's figures
         def button(token, owner):
             r, g, b, _ = colours[owner]
             toggle = w.ToggleButton(description=str(token), tooltip=f"token {token}, owned by {owner}", layout=w.Layout(width="44px"),

@@ -23,12 +23,12 @@ from .training import split_loss_accuracy
 __all__ = ['logger', 'BASE_CATEGORIES', 'OWN_TABLE_CATEGORIES', 'PER_PROMPT_CATEGORIES', 'REPORT_TEXT', 'prompt_category',
            'category_size', 'left_out_prompts', 'warn_left_out', 'mean_std', 'format_mean_std', 'prompt_models',
            'analysis_key', 'token_masking_table_path', 'masking_frame', 'analyse_prompt', 'base_rows',
-           'table1_test_loss', 'table2_similarity', 'importance_by_prompt', 'splitting_by_prompt',
-           'with_shared_first_prompt', 'table3_importance', 'table4_masking_compression', 'table5_seed_dimension',
-           'table6_epochs', 'table8_transfer', 'table9_back_translation', 'tables10_12_masking',
-           'knn_alignment_by_prompt', 'table13_knn_alignment', 'table14_compression', 'loss_by_n_models_figure',
-           'reduction_key', 'cached_reduction', 'markdown_table', 'with_mean_std', 'write_report', 'figure_prompt',
-           'report_run']
+           'table1_test_loss', 'table2_similarity', 'importance_by_prompt', 'top_model_shares', 'splitting_null',
+           'splitting_by_prompt', 'with_shared_first_prompt', 'table3_importance', 'table4_masking_compression',
+           'table5_seed_dimension', 'table6_epochs', 'table8_transfer', 'table9_back_translation',
+           'tables10_12_masking', 'knn_alignment_by_prompt', 'table13_knn_alignment', 'table14_compression',
+           'loss_by_n_models_figure', 'reduction_key', 'cached_reduction', 'markdown_table', 'with_mean_std',
+           'report_sentence', 'write_report', 'figure_prompt', 'report_run']
 
 # %% ../nbs/09_report.ipynb #16c0e4f8
 logger = logging.getLogger(__name__)
@@ -145,20 +145,43 @@ def importance_by_prompt(analyses: dict) -> pd.DataFrame:
     "Per prompt: its category and its important-token loss (mean over tokens of the largest loss any model has with the token zeroed)."
     return pd.DataFrame([{"prompt": n, "category": prompt_category(n), "important_token_loss": prompt_importance(a["matrix"])} for n, a in analyses.items()])
 
-def splitting_by_prompt(analyses: dict, threshold: float = 0.05) -> pd.DataFrame:
+def top_model_shares(increase: np.ndarray, threshold: float = 0.05) -> np.ndarray:
+    """`[..., M, L]` loss increases (clipped at 0) -> for each token whose increases sum above `threshold`, the share of
+    the largest: `[..., L]`, NaN where a token does not matter."""
+    total = increase.sum(-2)
+    return np.where(total > threshold, increase.max(-2) / np.where(total > 0, total, 1), np.nan)
+
+def splitting_null(increase: np.ndarray, threshold: float = 0.05, permutations: int = 1000, seed: int = 0) -> np.ndarray:
+    """The mean top-model share of `permutations` matrices in which every model's row of increases `[M, L]` is
+    shuffled across the tokens on its own: what the models' own spread of increases gives (one model hurt more
+    overall, each model's few big tokens rarely the same), with no tie between a token and the model it serves."""
+    import warnings
+    shuffled = np.random.default_rng(seed).permuted(np.repeat(increase[None], permutations, 0), axis=-1)
+    with warnings.catch_warnings():                       # a shuffle in which no token matters has no mean: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(top_model_shares(shuffled, threshold), axis=-1)
+
+def splitting_by_prompt(analyses: dict, threshold: float = 0.05, permutations: int = 1000) -> pd.DataFrame:
     """Per prompt on several models, how cleanly its tokens split: for each token that raises some model's loss
     by more than `threshold` when zeroed, the share of its summed loss increase that falls on one model (1: the
-    token matters to a single model; 1/M: to all alike). Mean and minimum over those tokens, and how many there are."""
+    token matters to a single model). Mean and minimum over those tokens, and how many there are; `floor` is 1/M
+    (every model hurt alike), `permutation_null` the mean share with each model's increases shuffled across the
+    tokens (`splitting_null`), and `p_value` the share of those shuffles whose mean is at least the prompt's."""
     rows = []
     for name, a in analyses.items():
         if len(a["matrix"]) < 2: continue
-        increase = a["matrix"].sub(a["unmasked"], axis=0).clip(lower=0)
-        active = increase.sum() > threshold
-        share = (increase.max() / increase.sum())[active]
-        rows.append({"prompt": name, "category": prompt_category(name), "n_models": len(a["matrix"]), "tokens_that_matter": int(active.sum()),
-                     "top_model_share_mean": float(share.mean()) if len(share) else float("nan"),
-                     "top_model_share_min": float(share.min()) if len(share) else float("nan"), "chance": 1 / len(a["matrix"])})
-    return pd.DataFrame(rows, columns=["prompt", "category", "n_models", "tokens_that_matter", "top_model_share_mean", "top_model_share_min", "chance"])
+        increase = a["matrix"].sub(a["unmasked"], axis=0).clip(lower=0).to_numpy(dtype=float)
+        share = top_model_shares(increase, threshold)
+        share = share[~np.isnan(share)]
+        null = splitting_null(increase, threshold, permutations)
+        observed = float(share.mean()) if len(share) else float("nan")
+        rows.append({"prompt": name, "category": prompt_category(name), "n_models": len(a["matrix"]), "tokens_that_matter": len(share),
+                     "top_model_share_mean": observed, "top_model_share_min": float(share.min()) if len(share) else float("nan"),
+                     "permutation_null": float(np.nanmean(null)) if len(share) else float("nan"),
+                     "p_value": float((1 + np.sum(null >= observed - 1e-12)) / (1 + np.sum(~np.isnan(null)))) if len(share) else float("nan"),
+                     "floor": 1 / len(a["matrix"])})
+    return pd.DataFrame(rows, columns=["prompt", "category", "n_models", "tokens_that_matter", "top_model_share_mean", "top_model_share_min",
+                                       "permutation_null", "p_value", "floor"])
 
 def with_shared_first_prompt(frame: pd.DataFrame) -> pd.DataFrame:
     "Add `5_model_0` to the init and train categories (the study's seed categories share their first prompt)."
@@ -215,7 +238,8 @@ def tables10_12_masking(analyses: dict) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[["prompt", "model", "token", "loss"]]
 
 def knn_alignment_by_prompt(analyses: dict) -> pd.DataFrame:
-    "Per prompt on several models and metric: alignment of the k-NN vote with the masking assignment, and the 1/M baseline."
+    """Per prompt on several models and metric: alignment of the k-NN vote with the masking assignment and with the
+    relative assignment, each with its chance level (`vote_alignment`), and 1/M."""
     rows = []
     for name, a in analyses.items():
         if "knn_vote" not in a: continue
@@ -223,18 +247,19 @@ def knn_alignment_by_prompt(analyses: dict) -> pd.DataFrame:
             names = list(a["matrix"].index)
             relative = vote_alignment(vote, a["assignment"], len(names), column="relative_model", model_names=names)
             rows.append({"prompt": name, "metric": metric, **vote_alignment(vote, a["assignment"], len(names), model_names=names),
-                         "relative_alignment": relative["alignment"]})
-    return pd.DataFrame(rows, columns=["prompt", "metric", "alignment", "weighted_alignment", "random_baseline", "relative_alignment"])
+                         "relative_alignment": relative["alignment"], "relative_chance": relative["chance"]})
+    return pd.DataFrame(rows, columns=["prompt", "metric", "alignment", "weighted_alignment", "chance", "uniform_chance", "relative_alignment", "relative_chance"])
 
 def table13_knn_alignment(alignment: pd.DataFrame) -> pd.DataFrame:
-    "Table 13: k-NN alignment by number of models and metric, with the random baseline."
+    "Table 13: k-NN alignment by number of models and metric, each with its mean chance level (`vote_alignment`), and 1/M."
+    columns = ["n_models", "metric", "n", "alignment", "alignment_std", "chance", "relative_alignment", "relative_alignment_std", "relative_chance", "uniform_chance"]
     rows = base_rows(alignment)
-    if rows.empty: return pd.DataFrame(columns=["n_models", "metric", "n", "alignment", "alignment_std", "relative_alignment",
-                                                "relative_alignment_std", "random_baseline"])
+    if rows.empty: return pd.DataFrame(columns=columns)
     table = mean_std(rows, ["n_models", "metric"], "alignment").rename(columns={"mean": "alignment", "std": "alignment_std"})
     relative = mean_std(rows, ["n_models", "metric"], "relative_alignment")[["n_models", "metric", "mean", "std"]]
     table = table.merge(relative.rename(columns={"mean": "relative_alignment", "std": "relative_alignment_std"}))
-    return table.assign(random_baseline=1 / table.n_models).sort_values(["n_models", "metric"]).reset_index(drop=True)
+    table = table.merge(rows.groupby(["n_models", "metric"], as_index=False)[["chance", "relative_chance"]].mean())
+    return table.assign(uniform_chance=1 / table.n_models)[columns].sort_values(["n_models", "metric"]).reset_index(drop=True)
 
 def table14_compression(analyses: dict) -> pd.DataFrame:
     "Table 14: per prompt and model, the losses of the full, masked and compressed prompt (random baselines averaged over seeds)."
@@ -281,8 +306,9 @@ def markdown_table(frame: pd.DataFrame, max_rows: int = 60) -> str:
     "A GitHub markdown table of `frame` (floats with 3 decimals); long frames are cut with a note."
     if frame.empty: return "_(no rows: the run has no prompts of this kind)_"
     shown = frame.head(max_rows)
-    cell = lambda v: f"{v:.3f}" if isinstance(v, (float, np.floating)) else str(v)
-    lines = ["| " + " | ".join(map(str, shown.columns)) + " |", "|" + "---|" * len(shown.columns)]
+    escape = lambda text: text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")   # a `|` token would split its cell
+    cell = lambda v: f"{v:.3f}" if isinstance(v, (float, np.floating)) else escape(str(v))
+    lines = ["| " + " | ".join(escape(str(c)) for c in shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     if len(frame) > max_rows: lines.append(f"\n_({len(frame) - max_rows} more rows in the CSV)_")
     return "\n".join(lines)
@@ -309,19 +335,23 @@ REPORT_TEXT = {
     "table9": ("Table 9: back translation", "The nearest vocabulary token of each prompt token in each model's embedding table."),
     "tables10_12": ("Tables 10-12: masking matrices", "Loss of each model with one prompt token zeroed (`unmasked`: no token zeroed); one CSV per prompt in `tables/token_masking/`."),
     "splitting": ("Token splitting: how many models each token matters to",
-                  "Per prompt, the share of a token's loss increase (when zeroed) that falls on the one model it raises most, over the tokens that matter; 1 means every token serves a single model, `chance` is 1/M."),
-    "table13": ("Table 13: k-NN alignment by number of models", "Share of tokens whose 7 nearest vocabulary rows mostly belong to the model that masking assigns them to (`alignment`: the model with the highest loss; `relative_alignment`: the model whose loss rises most), against the 1/M chance level."),
+                  "Per prompt, the share of a token's loss increase (when zeroed) that falls on the one model it raises most, over the tokens that matter; 1 means every token serves a single model, `floor` (1/M) that all are hurt alike. The share is high by itself where one model is hurt more overall or each model by a few tokens: `permutation_null` is the mean share with each model's increases shuffled across the tokens (1,000 times), and `p_value` the share of those shuffles at or above the prompt's. Only a share above the null says that the tokens split between the models."),
+    "table13": ("Table 13: k-NN alignment by number of models", "Share of tokens whose {k} nearest vocabulary rows mostly belong to the model that masking assigns them to (`alignment`: the model with the highest loss with the token zeroed; `relative_alignment`: the model whose loss rises most relative to its unmasked loss). `chance` and `relative_chance` are the agreement expected if the vote were independent of that assignment with the frequencies both have (the sum over models of the two shares); 1/M (`uniform_chance`) equals them only where the vote or the assignment spreads the tokens evenly."),
     "table14": ("Table 14: compression per model", "Per prompt and model: full, masked and compressed loss with the number of tokens kept."),
 }
 
-def write_report(run_dir, tables: dict, figures: dict, facts: dict) -> Path:
-    "Write `report.md`: every table (mean ± std, 3 decimals) and figure with one sentence on what it shows."
+def report_sentence(key: str, k: int = 7) -> str:
+    "The sentence of `REPORT_TEXT[key]`, with the run's `k` (the k-NN vote) filled in."
+    return REPORT_TEXT[key][1].replace("{k}", str(k))
+
+def write_report(run_dir, tables: dict, figures: dict, facts: dict, k: int = 7) -> Path:
+    "Write `report.md`: every table (mean ± std, 3 decimals) and figure with one sentence on what it shows (`k`: the run's k-NN vote)."
     run_dir = Path(run_dir)
     lines = [f"# Report: {facts.get('run_name', run_dir.name)}", ""]
     lines += [f"- {k}: {v}" for k, v in facts.items() if k != "run_name"] + [""]
-    for key, (title, sentence) in REPORT_TEXT.items():
+    for key, (title, _) in REPORT_TEXT.items():
         if key not in tables: continue
-        lines += [f"## {title}", "", sentence, "", markdown_table(with_mean_std(tables[key])), "", f"CSV: `tables/{key}.csv`", ""]
+        lines += [f"## {title}", "", report_sentence(key, k), "", markdown_table(with_mean_std(tables[key])), "", f"CSV: `tables/{key}.csv`", ""]
     lines += ["## Figures", ""]
     for name, (path, sentence) in figures.items():
         lines += [f"### {name}", "", sentence, "", f"![{name}]({Path(path).relative_to(run_dir).as_posix()})", ""]
@@ -365,20 +395,20 @@ def report_run(run_dir, results: dict, models, names, tokenizer, data, test_by_m
     for name, a in progress_bar(analyses.items(), desc="figures", total=len(analyses), disable=not progress):
         if len(a["matrix"]) > 1:
             keep(masking_heatmap(a["matrix"], a["unmasked"], title=f"{name}: loss with one prompt token zeroed"), f"masking_heatmap_{name}.png",
-                 f"Token masking of {name}: each column's red box is the model that token matters to most.")
+                 f"Token masking of {name}: each column's red box is the model with the highest loss with that token zeroed (the study's assignment).")
     shown = figure_prompt(results)
     if shown is not None:
         result, a = results[shown], analyses[shown]
         own = prompt_models(result, models, names)
         coordinates = lambda file: cached_reduction(tables_dir / "embedding_map" / file)   # the maps' 2-D points, kept for the next report
         keep(embedding_map(own, result.prompt, result.model_names, a["assignment"].model.tolist(), vocabulary_sample=vocabulary_sample, prompt_name=shown,
-                           reduce=coordinates(f"tsne_{shown}.csv")),
+                           reduce=coordinates(f"tsne_{shown}.csv"), family_names=names),
              f"tsne_{shown}.png", f"t-SNE of {shown}'s tokens among its models' vocabularies, coloured by the model masking assigns them to.")
         others = [n for n in names if n not in result.model_names]
         if others:
             every = own + [models[names.index(n)] for n in others]
             keep(embedding_map(every, result.prompt, list(result.model_names) + others, a["assignment"].model.tolist(),
-                               vocabulary_sample=vocabulary_sample, prompt_name=shown, reduce=coordinates(f"tsne_{shown}_with_ood.csv")),
+                               vocabulary_sample=vocabulary_sample, prompt_name=shown, reduce=coordinates(f"tsne_{shown}_with_ood.csv"), family_names=names),
                  f"tsne_{shown}_with_ood.png", f"The same with the family's other models ({', '.join(others)}), which {shown} was not trained on, added.")
-    write_report(run_dir, tables, figures, facts or {})
+    write_report(run_dir, tables, figures, facts or {}, k)
     return tables

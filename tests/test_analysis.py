@@ -135,7 +135,8 @@ def test_every_analysis_on_a_prompt_trained_by_the_training_loop(tmp_path):
     assert np.abs(grouped[singletons].to_numpy() - matrix[singletons].to_numpy()).max() < 1e-5
 
     summary = knn_summary(prompt, models, assignment, NAMES, k=7)
-    assert summary["random_baseline"] == pytest.approx(1 / 3) and 0 <= summary["euclidean_cosine_agreement"] <= 1
+    assert summary["uniform_chance"] == pytest.approx(1 / 3) and 0 <= summary["euclidean_cosine_agreement"] <= 1
+    assert all(0 <= summary[f"{m}_chance"] <= 1 for m in ("cosine", "euclidean"))
 
     words = back_translation(prompt, models, tokenizer, NAMES)
     assert len(words) == 6 * 3 * 2 and words.columns.size >= 4        # tokens x models x (cosine, euclidean)
