@@ -499,7 +499,7 @@ def model_digest(model) -> str:
     digest = hashlib.sha1()
     for name, t in state.items():
         digest.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
-        digest.update(t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy())   # the bytes as they are, not copied again
     model._esp_digest = (_weights_seen(model), digest.hexdigest()[:12])
     return model._esp_digest[1]
 
