@@ -13,8 +13,7 @@ import yaml
 # %% auto #0
 __all__ = ['TRAIN_KEYS', 'ANALYSIS_DEFAULTS', 'KIND_WORDS', 'typed_value', 'typed_fields', 'ExperimentConfig',
            'experiment_config', 'print_run_dir', 'load_params', 'family_references', 'prompt_specs',
-           'prompt_train_config', 'models_in_name', 'check_seed_variants', 'check_seed_variant_parameters',
-           'check_config']
+           'prompt_train_config', 'models_in_name', 'check_seed_variants', 'check_config']
 
 # %% ../nbs/00_config.ipynb #c2f4962e
 TRAIN_KEYS = ("prompt_length", "init", "init_seed", "init_text", "init_combine", "seed", "epochs", "batch_size",
@@ -169,34 +168,26 @@ def models_in_name(name: str) -> int | None:
     from explainable_soft_prompts.report import category_size, prompt_category
     return category_size(prompt_category(name))
 
-def check_seed_variants(specs: dict) -> None:
-    """Refuse seed variants (`5_model_init_<i>`, `5_model_train_<i>`) on other models than the first prompt they share
-    (`5_model_0`), with which Table 5 pools them: they differ from it by a seed alone. `specs`: name -> (models, overrides)."""
-    from explainable_soft_prompts.analysis import SHARED_FIRST_PROMPT
-    from explainable_soft_prompts.report import prompt_category
-    for name, (idx, _) in specs.items():
-        category = prompt_category(name)
-        first = SHARED_FIRST_PROMPT.get(category)
-        if first in specs and sorted(specs[first][0]) != sorted(idx):
-            raise ValueError(f"Prompt {name!r} trains on models {idx}, but {first!r}, whose {category.split('_')[-1]} seed it varies, trains on "
-                             f"{specs[first][0]}: Table 5 pools them as one prompt on the same models. Fix: give {name!r} the models of {first!r}, "
-                             f"or rename it (e.g. `5_model_<i>`, another subset of 5 models).")
-
-def check_seed_variant_parameters(cfg: ExperimentConfig) -> None:
-    """Refuse seed variants whose training differs from the prompt they vary (`5_model_0`) in more than that seed (the
-    init variants' initialisation, the train variants' `seed`): Table 5 reads their spread as the seed's alone."""
+def check_seed_variants(cfg: ExperimentConfig) -> None:
+    """Refuse seed variants (`5_model_init_<i>`, `5_model_train_<i>`) that differ from the first prompt they share
+    (`5_model_0`), with which Table 5 pools them, in more than a seed: in their models, or in their training
+    parameters beyond the init variants' initialisation or the train variants' `seed` (speed-only settings aside)."""
     from dataclasses import asdict
     from explainable_soft_prompts.analysis import SHARED_FIRST_PROMPT
     from explainable_soft_prompts.report import prompt_category
     from explainable_soft_prompts.training import INIT_FIELDS, SPEED_FIELDS
-    names = set(prompt_specs(cfg))
-    for name in names:
+    specs = prompt_specs(cfg)
+    for name, (idx, _) in specs.items():
         category = prompt_category(name)
         first = SHARED_FIRST_PROMPT.get(category)
-        if first not in names: continue
+        if first not in specs: continue
+        if sorted(specs[first][0]) != sorted(idx):
+            raise ValueError(f"Prompt {name!r} trains on models {idx}, but {first!r}, whose {category.split('_')[-1]} seed it varies, trains on "
+                             f"{specs[first][0]}: Table 5 pools them as one prompt on the same models. Fix: give {name!r} the models of {first!r}, "
+                             f"or rename it (e.g. `5_model_<i>`, another subset of 5 models).")
         varied = INIT_FIELDS if category.endswith("init") else ("seed",)
-        counted = lambda n: {k: v for k, v in asdict(prompt_train_config(cfg, n)).items() if k not in (*varied, *SPEED_FIELDS)}
-        differ = {k: (v, counted(first)[k]) for k, v in counted(name).items() if v != counted(first)[k]}
+        mine, theirs = ({k: v for k, v in asdict(prompt_train_config(cfg, n)).items() if k not in (*varied, *SPEED_FIELDS)} for n in (name, first))
+        differ = {k: (v, theirs[k]) for k, v in mine.items() if v != theirs[k]}
         if differ:
             raise ValueError(f"Prompt {name!r} varies the {category.split('_')[-1]} seed of {first!r} but also differs from it in "
                              f"{', '.join(f'`{k}` ({a!r} against {b!r})' for k, (a, b) in differ.items())}: Table 5 would read that spread as the "
@@ -245,8 +236,7 @@ def check_config(cfg: ExperimentConfig):
             raise ValueError(f"Prompt {name!r} is named for {named} model(s) but trains on {len(idx)}: {idx} (parameter `prompts`). "
                              f"The report groups prompts by the number in their name. Fix: list {named} models, or rename it "
                              f"`{len(idx)}_model_<i>` (or a name outside the <n>_model_<i> scheme, reported per prompt only).")
-    check_seed_variants(specs)
-    check_seed_variant_parameters(cfg)
+    check_seed_variants(cfg)
     for name, (_, overrides) in specs.items():
         if "bf16" in overrides and typed_value(overrides["bf16"], bool) != typed_value(cfg.train.get("bf16", False), bool):
             raise ValueError(f"Prompt {name!r} sets its own `bf16`, but the run's precision also sets evaluation and analysis, which run for "

@@ -284,8 +284,9 @@ def prepare(params: dict, progress: bool = True, task_data=None):
     train_cfg = check_config(cfg)
     for device_cfg in (train_cfg, *(prompt_train_config(cfg, n) for n in cfg.prompts)):
         process_device(device_cfg)                              # a GPU this machine lacks (the run's or a prompt's): refused before any work
-    check_family_fit(cfg, family_references(cfg), fetch=True, held_out=task_data is None)   # before the family is built or downloaded
-    if task_data is None: check_label_words(cfg, family_references(cfg))
+    known = family_references(cfg)
+    check_family_fit(cfg, known, fetch=True, held_out=task_data is None)   # before the family is built or downloaded
+    if task_data is None: check_label_words(cfg, known)
     rows = local_task_rows(cfg) if task_data is None else None     # so are local files: there, with columns, labels, enough rows
     refs = ensure_family(cfg)
     models, tokenizer = load_family(refs)

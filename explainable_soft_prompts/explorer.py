@@ -20,7 +20,7 @@ from .training import split_loss_accuracy
 # %% auto #0
 __all__ = ['list_runs', 'list_prompts', 'masking_matrix_path', 'save_masking_matrix', 'load_masking_matrix', 'check_saved_matrix',
            'sample_split', 'losses_with_tokens_off', 'estimated_losses_with_tokens_off', 'PromptView',
-           'run_family_names', 'run_family', 'PromptExplorer']
+           'run_family_references', 'run_family_names', 'run_family', 'PromptExplorer']
 
 # %% ../nbs/explorer.ipynb #fd658805
 def list_runs(outputs_dir="outputs") -> list:
@@ -134,24 +134,25 @@ class PromptView:
         return pd.DataFrame({"unmasked": self.unmasked, "tokens_off": loss, "change": loss - self.unmasked})
 
 # %% ../nbs/explorer.ipynb #8e55a345
-def run_family_names(run_dir) -> list | None:
-    "The names of a run's family models, in order, read from its `run_params.json` without loading a model (None: not known)."
+def run_family_references(run_dir) -> tuple:
+    "`(params, family references)` from a run's `run_params.json`, without loading a model; `(None, None)` without the file."
     from explainable_soft_prompts.config import experiment_config, family_references
-    from explainable_soft_prompts.experiment import model_short_names
     path = Path(run_dir) / "run_params.json"
-    if not path.exists(): return None
-    try: refs = family_references(experiment_config(json.loads(path.read_text())))
+    if not path.exists(): return None, None
+    params = json.loads(path.read_text())
+    return params, family_references(experiment_config(params))
+
+def run_family_names(run_dir) -> list | None:
+    "The names of a run's family models, in order, read without loading a model (None: not known)."
+    from explainable_soft_prompts.experiment import model_short_names
+    try: refs = run_family_references(run_dir)[1]
     except (ValueError, FileNotFoundError): return None
     return None if refs is None else model_short_names(refs)
 
 def run_family(run_dir, live_max_models: int = 10, task_data=None):
     "`(models, names, tokenizer, data)` of a run, or None when it has no `run_params.json` or too big a family."
     from explainable_soft_prompts.experiment import prepare
-    from explainable_soft_prompts.config import experiment_config, family_references
-    path = Path(run_dir) / "run_params.json"
-    if not path.exists(): return None
-    params = json.loads(path.read_text())
-    refs = family_references(experiment_config(params))
+    params, refs = run_family_references(run_dir)
     if refs is None or len(refs) > live_max_models: return None
     _, _, models, names, tokenizer, data = prepare(params, progress=False, task_data=task_data)
     return models, names, tokenizer, data

@@ -47,10 +47,11 @@ def family_members(family_dir) -> list:
     is refused, not skipped: skipping it would shift every later model's index in the parameter files."""
     family_dir = Path(family_dir)
     check_model_reference(str(family_dir))
-    stray = sorted(p.name for p in family_dir.glob("seed_*") if not (p.is_dir() and re.fullmatch(r"seed_\d+", p.name)))
+    entries = list(family_dir.glob("seed_*"))
+    stray = sorted(p.name for p in entries if not (p.is_dir() and re.fullmatch(r"seed_\d+", p.name)))
     if stray: raise ValueError(f"{family_dir} holds {stray} beside its model folders (seed_0, seed_1, ...): as a model each would shift the "
                                f"indices of the models after it. Fix: move or rename them (a backup outside the family folder).")
-    folders = sorted(family_dir.glob("seed_*"), key=lambda p: int(p.name.split("_")[1]))
+    folders = sorted(entries, key=lambda p: int(p.name.split("_")[1]))
     unfinished = [p.name for p in folders if (p / "pretraining_state.pt").exists() or (p / SAVING_MARK).exists() or not (p / "config.json").exists()]
     if unfinished: raise ValueError(f"{family_dir} holds models that are still being built: {unfinished}. "
                                     f"Fix: let the build finish (`make family`, or `build_seed_family` on the folder: it resumes), or choose another `family_dir`.")

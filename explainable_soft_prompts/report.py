@@ -173,13 +173,13 @@ def splitting_by_prompt(analyses: dict, threshold: float = 0.05, permutations: i
         increase = a["matrix"].sub(a["unmasked"], axis=0).clip(lower=0).to_numpy(dtype=float)
         share = top_model_shares(increase, threshold)
         share = share[~np.isnan(share)]
-        null = splitting_null(increase, threshold, permutations)
-        observed = float(share.mean()) if len(share) else float("nan")
+        stats = dict.fromkeys(["top_model_share_mean", "top_model_share_min", "permutation_null", "p_value"], float("nan"))
+        if len(share):                                           # some token matters: the shares against their null
+            null = splitting_null(increase, threshold, permutations)
+            stats = {"top_model_share_mean": float(share.mean()), "top_model_share_min": float(share.min()), "permutation_null": float(np.nanmean(null)),
+                     "p_value": float((1 + np.sum(null >= share.mean() - 1e-12)) / (1 + np.sum(~np.isnan(null))))}
         rows.append({"prompt": name, "category": prompt_category(name), "n_models": len(a["matrix"]), "tokens_that_matter": len(share),
-                     "top_model_share_mean": observed, "top_model_share_min": float(share.min()) if len(share) else float("nan"),
-                     "permutation_null": float(np.nanmean(null)) if len(share) else float("nan"),
-                     "p_value": float((1 + np.sum(null >= observed - 1e-12)) / (1 + np.sum(~np.isnan(null)))) if len(share) else float("nan"),
-                     "floor": 1 / len(a["matrix"])})
+                     **stats, "floor": 1 / len(a["matrix"])})
     return pd.DataFrame(rows, columns=["prompt", "category", "n_models", "tokens_that_matter", "top_model_share_mean", "top_model_share_min",
                                        "permutation_null", "p_value", "floor"])
 

@@ -5,7 +5,7 @@
 # %% ../nbs/04_training.ipynb #8865114f
 from __future__ import annotations
 import csv, hashlib, json, math, os, time, warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import NamedTuple
@@ -189,14 +189,23 @@ def _weights_seen(model) -> tuple:
     "What `model_digest` keeps its hash with: each tensor's name, storage, version counter, dtype and shape."
     return tuple((name, t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for name, t in model.state_dict(keep_vars=True).items())
 
-def _digest_moved(model, was_current: bool):
-    "After the weights of `model` moved to other memory with the same values (stacked, released): its kept hash still holds."
-    if was_current: model._esp_digest = (_weights_seen(model), model._esp_digest[1])
+def _digest_current(model) -> bool:
+    "Does the hash `model_digest` keeps on `model` still describe its weights?"
+    cached = getattr(model, "_esp_digest", None)
+    return cached is not None and cached[0] == _weights_seen(model)
+
+@contextmanager
+def _digests_kept(models):
+    "Around moving the weights of `models` to other memory with the same values (stacking, releasing): a kept hash that held before holds after."
+    current = [_digest_current(m) for m in models]
+    yield
+    for model, was_current in zip(models, current):
+        if was_current: model._esp_digest = (_weights_seen(model), model._esp_digest[1])
 
 class StackedFamily:
     "The family's weights stacked along a model dimension, run as a batched BERT (`path='bert'`) or with `vmap(functional_call)`."
     def __init__(self, models, path: str = "auto", unpad: bool | None = None):
-        self.models, self.unpad, self.released = list(models), unpad, False
+        self.models, self.unpad = list(models), unpad
         if path not in ("auto", "bert", "vmap"): raise ValueError(f"Unknown vectorised path {path!r}: use auto, bert or vmap.")
         if not same_architecture(self.models):
             raise ValueError("The models differ in configuration or parameters, so they cannot be stacked; "
@@ -207,41 +216,42 @@ class StackedFamily:
             raise ValueError("The batched BERT path computes plain BERT masked LMs only; use path='vmap' for this family.")
         self.path = path
         wrapped = [PromptedMaskedLM(m) for m in self.models]
-        digests = [getattr(m, "_esp_digest", (None,))[0] == _weights_seen(m) for m in self.models]
         # one copy of the weights: each tensor is stacked, then every model views its slice. Stacking one tensor
         # at a time frees each original right after its copy, so even the peak holds one extra tensor, not the family
         self.params, self.buffers = {}, {}
-        for name, first in dict(wrapped[0].named_parameters()).items():
-            stacked = self.params[name] = torch.empty((len(wrapped), *first.shape), dtype=first.dtype, device=first.device)
-            for k, w in enumerate(wrapped):
-                p = w.get_parameter(name); stacked[k].copy_(p.detach()); p.data = stacked[k]
-        for name, first in dict(wrapped[0].named_buffers()).items():
-            stacked = self.buffers[name] = torch.stack([w.get_buffer(name) for w in wrapped])
-            module_name, _, attr = name.rpartition(".")
-            for k, w in enumerate(wrapped): w.get_submodule(module_name)._buffers[attr] = stacked[k]
+        with _digests_kept(self.models):
+            for name, first in dict(wrapped[0].named_parameters()).items():
+                stacked = self.params[name] = torch.empty((len(wrapped), *first.shape), dtype=first.dtype, device=first.device)
+                for k, w in enumerate(wrapped):
+                    p = w.get_parameter(name); stacked[k].copy_(p.detach()); p.data = stacked[k]
+            for name, first in dict(wrapped[0].named_buffers()).items():
+                stacked = self.buffers[name] = torch.stack([w.get_buffer(name) for w in wrapped])
+                module_name, _, attr = name.rpartition(".")
+                for k, w in enumerate(wrapped): w.get_submodule(module_name)._buffers[attr] = stacked[k]
         self.template = PromptedMaskedLM(eager_skeleton(self.models[0])) if path == "vmap" else None
-        for model, current in zip(self.models, digests): model._esp_stack = self; _digest_moved(model, current)
+        for model in self.models: model._esp_stack = self            # what `release_stacks` finds
 
     def release(self):
         """Give every model its own copy of its weights again and free the stack, one tensor at a time (so at most one
         tensor's stack is held twice). Without it, models stacked again with others would keep this stack alive through
         the models that are not. `train_prompts` releases its stack when it is done; the family is unusable after."""
-        self.released = True
         wrapped = [PromptedMaskedLM(m) for m in self.models]
-        digests = [getattr(m, "_esp_digest", (None,))[0] == _weights_seen(m) for m in self.models]
-        for name in list(self.params):
-            stacked = self.params.pop(name)
-            for k, w in enumerate(wrapped):
-                p = w.get_parameter(name)
-                if p.data.data_ptr() == stacked[k].data_ptr(): p.data = stacked[k].clone()   # still a view of this stack
-        for name in list(self.buffers):
-            stacked, (module_name, _, attr) = self.buffers.pop(name), name.rpartition(".")
-            for k, w in enumerate(wrapped):
-                module = w.get_submodule(module_name)
-                if module._buffers[attr].data_ptr() == stacked[k].data_ptr(): module._buffers[attr] = stacked[k].clone()
-        for model, current in zip(self.models, digests):
+        with _digests_kept(self.models):
+            for name in list(self.params):
+                stacked = self.params.pop(name)
+                for k, w in enumerate(wrapped):
+                    p = w.get_parameter(name)
+                    if p.data.data_ptr() == stacked[k].data_ptr(): p.data = stacked[k].clone()   # still a view of this stack
+            for name in list(self.buffers):
+                stacked, (module_name, _, attr) = self.buffers.pop(name), name.rpartition(".")
+                for k, w in enumerate(wrapped):
+                    module = w.get_submodule(module_name)
+                    if module._buffers[attr].data_ptr() == stacked[k].data_ptr(): module._buffers[attr] = stacked[k].clone()
+        for model in self.models:
             if getattr(model, "_esp_stack", None) is self: del model._esp_stack
-            _digest_moved(model, current)
+
+    @property
+    def released(self) -> bool: return not self.params            # the stack is gone: its models hold their own weights
 
     def __len__(self): return len(self.models)
 
@@ -493,11 +503,9 @@ def model_digest(model) -> str:
     models whose folders have the same names, even where only their encoder changed (a fine-tune that froze the
     embeddings). Kept on the model with what it was computed from (each tensor's storage and version counter), so that
     a run hashes each model once, and again only after its weights were changed in place or re-pointed."""
-    state = model.state_dict(keep_vars=True)
-    cached = getattr(model, "_esp_digest", None)
-    if cached is not None and cached[0] == _weights_seen(model): return cached[1]
+    if _digest_current(model): return model._esp_digest[1]
     digest = hashlib.sha1()
-    for name, t in state.items():
+    for name, t in model.state_dict(keep_vars=True).items():
         digest.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
         digest.update(t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy())   # the bytes as they are, not copied again
     model._esp_digest = (_weights_seen(model), digest.hexdigest()[:12])
