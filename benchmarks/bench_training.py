@@ -11,6 +11,11 @@ The speed issue's targets are judged against `loop`, the stricter reference on a
 full-logits loop was the faster one, the loop at 0.90x of it: there `loop` was the lenient reference); the record also says whether they
 hold against `full_logits_loop`. `speedup_loop_over_full_logits_loop` is what reading at [MASK] alone gives.
 
+On a CPU the stacked family splits a step with enough rows (40 a thread, examples x models: 16 examples at M = 5
+on 2 threads) over threads, each part's forward and backward on one core (`StackedFamily.row_parts_here`). There
+the record also times the stack with the batch whole (`vectorized_whole`, `row_threads=1`): `speedup_row_split` is
+what the split gives the stack, `speedup_vectorized_whole_over_loop` the stacking's own speed-up.
+
 A step is what `train_prompt` does per optimizer step: forward through every model, the mean of the per-model
 losses at [MASK], backward to the prompt, AdamW step on the prompt. Every method starts from the same prompt and
 optimizer state and must give the same losses and gradient as `loop` (checked, largest difference printed).
@@ -104,7 +109,7 @@ def family_losses_full_logits(models, prompt, batch, target_ids) -> torch.Tensor
     return torch.stack([F.cross_entropy(full_logits_at_mask(m, prompt, *inputs).float(), targets) for m in models])
 
 
-METHODS = ("full_logits_loop", "loop", "vectorized")
+METHODS = ("full_logits_loop", "loop", "vectorized", "vectorized_whole")
 
 
 # a near-empty step: one example of 4 text tokens (with the 16-token prompt). Its time is mostly the cost of
@@ -145,11 +150,12 @@ def full_logits_models(shape: str, chosen: list | None) -> tuple:
 def make_step(models, method: str, batch, targets, prompt_init, device, bf16=False, path="auto"):
     """A function doing one training step from a fixed starting state; returns (per-model losses, prompt gradient).
     `method`: `full_logits_loop` (a loop over the models' ordinary forward), `loop` (`family_losses_loop`: a loop
-    over this project's forward, last layer and head at [MASK] only) or `vectorized` (`StackedFamily`)."""
+    over this project's forward, last layer and head at [MASK] only), `vectorized` (`StackedFamily`, its rows split
+    over threads where it splits them on its own) or `vectorized_whole` (`StackedFamily`, the batch whole: `row_threads=1`)."""
     if method not in METHODS: raise ValueError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
-    family = StackedFamily(models, path) if method == "vectorized" else None
+    family = StackedFamily(models, path, row_threads=1 if method == "vectorized_whole" else None) if method.startswith("vectorized") else None
     losses_of = {"full_logits_loop": partial(family_losses_full_logits, models), "loop": partial(family_losses_loop, models),
-                 "vectorized": family and family.losses}[method]
+                 "vectorized": family and family.losses, "vectorized_whole": family and family.losses}[method]
     run = training_steps(losses_of, [[batch]], targets, prompt_init, device, bf16)
     def step():
         losses, grads = run()
@@ -438,11 +444,18 @@ def main(argv=None):
                 models = family[:n_models]
                 names = ("full_logits_loop", "loop", "vectorized") if n_models in full_logits_models(shape, args.full_logits) else ("loop", "vectorized")
                 methods = {name: make_step(models, name, batch, targets, prompt_init, args.device, args.bf16, args.path) for name in names}
+                parts = len(methods["vectorized"].family.row_parts_here(prompt_init.clone().requires_grad_(), batch_size))
+                if parts > 1:                                         # the stack's rows split over threads: timed whole too
+                    names = (*names, "vectorized_whole")
+                    methods["vectorized_whole"] = make_step(models, "vectorized_whole", batch, targets, prompt_init, args.device, args.bf16, args.path)
                 median, results, seconds = compare(methods, args.repeats or DEFAULT_REPEATS[shape], args.device)
                 record = {"benchmark": "training_step", "shape": shape, "models": n_models, "batch": batch_size, "text_tokens": text_length,
                           "prompt_length": 16, "bf16": args.bf16, "vectorized_path": methods["vectorized"].family.path,
                           **{f"{name}_s": round(median[name], 4) for name in names},
-                          "speedup_vectorized_over_loop": round(median["loop"] / median["vectorized"], 3)}
+                          "speedup_vectorized_over_loop": round(median["loop"] / median["vectorized"], 3), "row_parts": parts}
+                if parts > 1:
+                    record["speedup_vectorized_whole_over_loop"] = round(median["loop"] / median["vectorized_whole"], 3)
+                    record["speedup_row_split"] = round(median["vectorized_whole"] / median["vectorized"], 3)   # what the split gives the stack
                 if n_models not in near_empty:
                     near_empty[n_models] = near_empty_seconds(models, shape, args.repeats or NEAR_EMPTY_REPEATS[shape], args.device, args.bf16, args.path)
                 record.update(speedup_decomposition(median, near_empty[n_models]))

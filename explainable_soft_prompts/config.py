@@ -18,7 +18,7 @@ __all__ = ['TRAIN_KEYS', 'ANALYSIS_DEFAULTS', 'KIND_WORDS', 'typed_value', 'type
 # %% ../nbs/00_config.ipynb #c2f4962e
 TRAIN_KEYS = ("prompt_length", "init", "init_seed", "init_text", "init_combine", "seed", "epochs", "batch_size",
               "micro_batch_size", "lr", "warmup", "weight_decay", "beta1", "beta2", "grad_clip", "bf16", "vectorized",
-              "stack_prompts", "unpad", "eval_batch_size", "checkpoint_every", "device", "data_parallel_groups")
+              "stack_prompts", "unpad", "row_threads", "eval_batch_size", "checkpoint_every", "device", "data_parallel_groups")
 
 ANALYSIS_DEFAULTS = {"random_seeds": 5,          # random-masking baseline: subsets per model
                      "k": 7,                     # k-NN vote

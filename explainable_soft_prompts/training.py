@@ -5,6 +5,7 @@
 # %% ../nbs/04_training.ipynb #8865114f
 from __future__ import annotations
 import csv, hashlib, json, math, os, time, warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import NamedTuple
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 from torch.func import functional_call, vmap
 
 from .data import (TASKS, TaskData, atomic_torch_save, atomic_write, collate, make_verbalizer,
@@ -22,16 +24,16 @@ from .config import typed_fields
 from .models import freeze
 
 # %% auto #0
-__all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'TRACKERS', 'SPEED_FIELDS', 'INIT_FIELDS', 'model_inputs',
-           'example_losses', 'mask_losses', 'family_losses_loop', 'plain_bert', 'same_architecture', 'stacked_linear',
-           'stacked_layer_norm', 'PackedLayout', 'packed_layout', 'stacked_bert_logits', 'eager_skeleton',
-           'StackedFamily', 'release_stacks', 'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast',
-           'distributed_world', 'process_device', 'model_shard', 'rank_layout', 'idle_data_parallel_groups',
-           'sum_over_ranks', 'barrier', 'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking',
-           'make_trackers', 'TrainResult', 'model_digest', 'run_fingerprint', 'shared_fields', 'stackable',
-           'stack_prompts_here', 'checkpoint_path', 'read_checkpoint', 'split_optimizer_state',
-           'stack_optimizer_states', 'check_one_each', 'check_prompt_fits', 'train_prompt', 'train_prompts',
-           'toy_task_data']
+__all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'ROW_THREAD_MIN_ROWS', 'TRACKERS', 'SPEED_FIELDS', 'INIT_FIELDS',
+           'model_inputs', 'example_losses', 'mask_losses', 'family_losses_loop', 'plain_bert', 'same_architecture',
+           'stacked_linear', 'stacked_layer_norm', 'PackedLayout', 'packed_layout', 'stacked_bert_logits',
+           'eager_skeleton', 'StackedFamily', 'release_stacks', 'row_parts', 'on_own_cores', 'row_split_losses',
+           'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world',
+           'process_device', 'model_shard', 'rank_layout', 'idle_data_parallel_groups', 'sum_over_ranks', 'barrier',
+           'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking', 'make_trackers', 'TrainResult',
+           'model_digest', 'run_fingerprint', 'shared_fields', 'stackable', 'stack_prompts_here', 'checkpoint_path',
+           'read_checkpoint', 'split_optimizer_state', 'stack_optimizer_states', 'check_one_each', 'check_prompt_fits',
+           'train_prompt', 'train_prompts', 'toy_task_data']
 
 # %% ../nbs/04_training.ipynb #2774444c
 def model_inputs(batch: dict, device=None) -> tuple:
@@ -204,9 +206,11 @@ def _digests_kept(models):
 
 class StackedFamily:
     "The family's weights stacked along a model dimension, run as a batched BERT (`path='bert'`) or with `vmap(functional_call)`."
-    def __init__(self, models, path: str = "auto", unpad: bool | None = None):
-        self.models, self.unpad = list(models), unpad
+    def __init__(self, models, path: str = "auto", unpad: bool | None = None, row_threads: int | None = None):
+        self.models, self.unpad, self.row_threads = list(models), unpad, row_threads
         if path not in ("auto", "bert", "vmap"): raise ValueError(f"Unknown vectorised path {path!r}: use auto, bert or vmap.")
+        if row_threads is not None and not (isinstance(row_threads, int) and row_threads >= 1):
+            raise ValueError(f"`row_threads` must be a whole number of at least 1 (or None: every thread where the rows suffice), got {row_threads!r}.")
         if not same_architecture(self.models):
             raise ValueError("The models differ in configuration or parameters, so they cannot be stacked; "
                              "use the loop (`vectorized: false`) or a family of one architecture.")
@@ -275,8 +279,22 @@ class StackedFamily:
             return functional_call(self.template, (params, buffers), (prompt, input_ids, attention_mask, mask_positions))
         return vmap(one)(self.params, self.buffers)
 
+    def row_parts_here(self, prompt, n_examples: int) -> list:
+        """The parts of a batch's examples that run on threads of their own (`row_split_losses`): on a CPU, for the
+        batched BERT, where the prompt takes a gradient, `row_threads` parts if set, else one a thread where each
+        gets `ROW_THREAD_MIN_ROWS` prompted rows (examples x models x prompts); one part (the batch whole) otherwise."""
+        whole = [torch.arange(n_examples)]
+        if self.path != "bert" or prompt.device.type != "cpu" or not (torch.is_grad_enabled() and prompt.requires_grad): return whole
+        if self.row_threads is not None: return row_parts(n_examples, self.row_threads, 1)
+        rows_per_example = len(self) * (1 if prompt.dim() == 2 else len(prompt))    # stacked prompts: P rows a model
+        return row_parts(n_examples, torch.get_num_threads(), math.ceil(ROW_THREAD_MIN_ROWS / rows_per_example))
+
     def losses(self, prompt, batch: dict, target_ids: torch.Tensor) -> torch.Tensor:
-        "Per-model mean losses `[M]` of `prompt` on `batch` (`[M, P]` for `[P, L, H]` prompts)."
+        "Per-model mean losses `[M]` of `prompt` on `batch` (`[M, P]` for `[P, L, H]` prompts), its examples in `row_parts_here`."
+        parts = self.row_parts_here(prompt, len(batch["labels"]))
+        return self._losses(prompt, batch, target_ids) if len(parts) == 1 else row_split_losses(self._losses, prompt, batch, target_ids, parts)
+
+    def _losses(self, prompt, batch: dict, target_ids: torch.Tensor) -> torch.Tensor:
         device = prompt.device
         logits = self.logits(prompt, *model_inputs(batch, device), layout=self.layout(prompt, batch))   # the layout from the CPU's batch: no sync
         return mask_losses(logits, target_ids.to(device)[batch["labels"].to(device)])
@@ -284,6 +302,67 @@ class StackedFamily:
 def release_stacks(models):
     "Release every stack (a `StackedFamily` whose `release` gives the models their own weights back) that one of `models` still views, e.g. after a pass that failed."
     for stack in {id(s): s for m in models if (s := getattr(m, "_esp_stack", None)) is not None}.values(): stack.release()
+
+# %% ../nbs/04_training.ipynb #d02f0f8d
+# prompted rows (examples x models x prompts) a thread takes at least when a CPU step is split over threads
+# (`StackedFamily.row_parts_here`, unless `row_threads` is set). On this project's 2-core CPU, training steps at the
+# family's shape in two parts, one core each, over the stack whole (9 repeats each, side by side): 0.96x with 20
+# rows a part (5 models, 8 examples), 0.97, 0.97 and 1.07x with 32 (2 x 32, 1 x 64, 4 x 16), 1.20 and 1.13x with 40
+# (5 x 16, 10 x 8), 1.23x with 48, 1.17 and 1.10x with 64, 1.14x with 80 (5 x 32) and 1.17x with 160 (10 x 32);
+# BERT-base at 5 models and 4 examples (10 rows a part) gained little (0.98 against 0.94x the loop, one scratch run)
+ROW_THREAD_MIN_ROWS = 40
+
+def row_parts(n_examples: int, threads: int, min_examples: int = 1) -> list:
+    """A batch's example indices `0..n_examples-1` in as many parts as `threads`, each of at least `min_examples`
+    (one part where there are too few). Every part takes every n-th example: a batch sorted by length (as
+    `micro_batch_indices` sorts a step) gives each part long and short texts alike."""
+    n_parts = max(1, min(threads, n_examples // max(1, min_examples)))
+    return [torch.arange(part, n_examples, n_parts) for part in range(n_parts)]
+
+_thread_pools = {}                                                   # by size; a forked child starts without them (their threads stay behind)
+os.register_at_fork(after_in_child=_thread_pools.clear)
+
+def on_own_cores(fn, items) -> list:
+    """`[fn(item) for item in items]`, each call on a thread of its own whose operations run on one core. PyTorch's
+    thread setting is kept per thread, but it also becomes the default of threads PyTorch starts later: this
+    thread's own is set again afterwards."""
+    threads_here = torch.get_num_threads()
+    def on_one_core(item):
+        torch.set_num_threads(1)
+        return fn(item)
+    if len(items) not in _thread_pools: _thread_pools[len(items)] = ThreadPoolExecutor(len(items), thread_name_prefix="esp-rows")
+    try: return list(_thread_pools[len(items)].map(on_one_core, items))
+    finally: torch.set_num_threads(threads_here)
+
+class _RowSplitLosses(torch.autograd.Function):
+    """Losses summed over parts of a batch, each part's forward and, in the backward, its gradient run by its own
+    thread on its own core (`on_own_cores`). `part_losses(prompt, rows)`: a part's losses, weighted by its share of the batch."""
+    @staticmethod
+    def forward(ctx, prompt, part_losses, parts):
+        bf16 = torch.is_autocast_enabled("cpu")                     # autocast is per thread: the parts run as the caller does
+        dtype = torch.get_autocast_dtype("cpu")
+        def forward_part(rows):
+            leaf = prompt.detach().requires_grad_()
+            with torch.enable_grad(), torch.autocast("cpu", dtype=dtype, enabled=bf16): return leaf, part_losses(leaf, rows)
+        ctx.parts = on_own_cores(forward_part, parts)
+        return torch.stack([losses.detach() for _, losses in ctx.parts]).sum(0)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        if ctx.parts is None: raise RuntimeError("These losses' graph went backward once and was freed. Fix: a backward for each forward, or `row_threads: 1` (the batch whole).")
+        grads = on_own_cores(lambda part: torch.autograd.grad(part[1], part[0], grad)[0], ctx.parts)
+        ctx.parts = None                                             # each part's graph is freed by its backward
+        return torch.stack(grads).sum(0), None, None
+
+def row_split_losses(losses_of, prompt, batch: dict, target_ids, parts) -> torch.Tensor:
+    """`losses_of(prompt, batch, target_ids)` (per-model mean losses over the batch's examples) computed over the
+    `parts` of the batch's examples, each on its own core, forward and backward; the same losses and gradient."""
+    n_examples = len(batch["labels"])
+    def part_losses(leaf, rows):
+        sub_batch = {k: v[rows] if torch.is_tensor(v) and v.dim() and len(v) == n_examples else v for k, v in batch.items()}
+        return losses_of(leaf, sub_batch, target_ids) * (len(rows) / n_examples)
+    return _RowSplitLosses.apply(prompt, part_losses, parts)
 
 # %% ../nbs/04_training.ipynb #19a879bc
 @dataclass
@@ -308,6 +387,7 @@ class TrainConfig:
     vectorized: bool | None = None     # None: the stacked family on CUDA, the loop on CPU (benchmarks/bench_training.py)
     stack_prompts: bool | None = None  # prompts differing only in init trained in one pass (`train_prompts`); None: where it pays
     unpad: bool | None = None          # the stacked BERT runs on real tokens only, without padding; None: on CPU (see `StackedFamily`)
+    row_threads: int | None = None     # CPU threads a stacked step's examples are split over, one core each; None: where it pays (`StackedFamily.row_parts_here`)
     data_parallel_groups: int = 1      # under torchrun: groups of ranks that split each batch (each group holds the family)
     eval_batch_size: int = 128
     checkpoint_every: int = 25
@@ -332,6 +412,7 @@ class TrainConfig:
         if not 0 <= self.init_seed < 2**64: problems.append(f"`init_seed` must be a whole number in [0, 2**64), got {self.init_seed}")
         if self.init_combine not in ("average", "mix"): problems.append(f"`init_combine` must be average or mix, got {self.init_combine!r}")
         if self.checkpoint_every < 1: problems.append(f"`checkpoint_every` must be at least 1, got {self.checkpoint_every}")
+        if self.row_threads is not None and self.row_threads < 1: problems.append(f"`row_threads` must be at least 1 (or null: where it pays), got {self.row_threads}")
         if self.data_parallel_groups < 1: problems.append(f"`data_parallel_groups` must be at least 1, got {self.data_parallel_groups}")
         if self.eval_batch_size < 1: problems.append(f"`eval_batch_size` must be at least 1, got {self.eval_batch_size}")
         if self.grad_clip < 0 or self.weight_decay < 0: problems.append(f"`grad_clip` and `weight_decay` must not be negative, got {self.grad_clip}, {self.weight_decay}")
@@ -512,7 +593,7 @@ def model_digest(model) -> str:
     return model._esp_digest[1]
 
 # training parameters that change how fast a prompt trains, not the prompt (beyond floating-point noise)
-SPEED_FIELDS = ("vectorized", "stack_prompts", "unpad", "eval_batch_size", "checkpoint_every", "device", "data_parallel_groups")
+SPEED_FIELDS = ("vectorized", "stack_prompts", "unpad", "row_threads", "eval_batch_size", "checkpoint_every", "device", "data_parallel_groups")
 
 def run_fingerprint(cfg: TrainConfig, models, model_names, data: TaskData) -> str:
     """A hash of everything that determines the trained prompt and its record: parameters, models (names and all
@@ -626,7 +707,7 @@ def train_prompts(models, data: TaskData, cfgs: list, run_dirs=None, model_names
     init = as_stack(inits)
     models = [models[i].to(device) for i in mine]
     train, target_ids = data.tokenized["train"], torch.tensor(data.verbalizer.token_ids, device=device)
-    family = StackedFamily(models, unpad=cfg.unpad) if cfg.vectorized_here() and len(models) > 1 else None
+    family = StackedFamily(models, unpad=cfg.unpad, row_threads=cfg.row_threads) if cfg.vectorized_here() and len(models) > 1 else None
     def losses(prompt, batch):                                   # [M], or [M, P] for stacked prompts
         return family.losses(prompt, batch, target_ids) if family else family_losses_loop(models, prompt, batch, target_ids)
     def mean_loss(model_losses):                                 # this rank's part of the mean over all models (per prompt)
