@@ -11,7 +11,7 @@ The speed issue's targets are judged against `loop`, the stricter reference on a
 full-logits loop was the faster one, the loop at 0.90x of it: there `loop` was the lenient reference); the record also says whether they
 hold against `full_logits_loop`. `speedup_loop_over_full_logits_loop` is what reading at [MASK] alone gives.
 
-On a CPU the stacked family splits a step with enough rows (40 a thread, examples x models: 16 examples at M = 5
+On a CPU the stacked family splits a step with enough rows (64 a thread, examples x models: 32 examples at M = 5
 on 2 threads) over threads, each part's forward and backward on one core (`StackedFamily.row_parts_here`). There
 the record also times the stack with the batch whole (`vectorized_whole`, `row_threads=1`): `speedup_row_split` is
 what the split gives the stack, `speedup_vectorized_whole_over_loop` the stacking's own speed-up.

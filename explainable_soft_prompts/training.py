@@ -306,11 +306,13 @@ def release_stacks(models):
 # %% ../nbs/04_training.ipynb #d02f0f8d
 # prompted rows (examples x models x prompts) a thread takes at least when a CPU step is split over threads
 # (`StackedFamily.row_parts_here`, unless `row_threads` is set). On this project's 2-core CPU, training steps at the
-# family's shape in two parts, one core each, over the stack whole (9 repeats each, side by side): 0.96x with 20
-# rows a part (5 models, 8 examples), 0.97, 0.97 and 1.07x with 32 (2 x 32, 1 x 64, 4 x 16), 1.20 and 1.13x with 40
-# (5 x 16, 10 x 8), 1.23x with 48, 1.17 and 1.10x with 64, 1.14x with 80 (5 x 32) and 1.17x with 160 (10 x 32);
-# BERT-base at 5 models and 4 examples (10 rows a part) gained little (0.98 against 0.94x the loop, one scratch run)
-ROW_THREAD_MIN_ROWS = 40
+# family's shape in two parts, one core each, over the stack whole (9 repeats each, side by side; scratch runs but
+# where `make bench` is named): 0.96x with 20 rows a part (5 models, 8 examples), 0.97, 0.97 and 1.07x with 32
+# (2 x 32, 1 x 64, 4 x 16), 1.20 and 1.13x with 40 (5 x 16, 10 x 8) but 0.97x at 10 x 8 in `make bench`, 1.23x with
+# 48, 1.17 and 1.10x with 64, 1.14x with 80 (5 x 32; 1.07x in `make bench`) and 1.17x with 160 (10 x 32; 1.12x in
+# `make bench`). Below 64 the split is as likely to lose as to gain. BERT-base at 5 models and 4 examples (10 rows a
+# part) gained little (0.98 against 0.94x the loop, one run)
+ROW_THREAD_MIN_ROWS = 64
 
 def row_parts(n_examples: int, threads: int, min_examples: int = 1) -> list:
     """A batch's example indices `0..n_examples-1` in as many parts as `threads`, each of at least `min_examples`
