@@ -12,7 +12,7 @@ full-logits loop was the faster one, the loop at 0.90x of it: there `loop` was t
 hold against `full_logits_loop`. `speedup_loop_over_full_logits_loop` is what reading at [MASK] alone gives.
 
 On a CPU the stacked family splits a step with enough rows (64 a thread, examples x models: 32 examples at M = 5
-on 2 threads) over threads, each part's forward and backward on one core (`StackedFamily.row_parts_here`). There
+on 2 threads) over threads, each part's forward and backward on one thread (`StackedFamily.row_parts_here`). There
 the record also times the stack with the batch whole (`vectorized_whole`, `row_threads=1`): `speedup_row_split` is
 what the split gives the stack, `speedup_vectorized_whole_over_loop` the stacking's own speed-up.
 
@@ -290,6 +290,7 @@ def bench_padding(models, batches, target_ids, repeats: int, device="cpu", bf16=
     tokens = (lambda b: (b["attention_mask"].shape[1] + prompt_length) * len(b["attention_mask"]),
               lambda b: int(b["attention_mask"].sum()) + prompt_length * len(b["attention_mask"]))
     return {"benchmark": "padding", "source": source, "models": len(models), "batch": len(batches[0]["labels"]), "steps": len(batches), "bf16": bf16,
+            "row_parts": len(family.row_parts_here(prompt_init.clone().requires_grad_(), len(batches[0]["labels"]))),   # the stack's split (1: whole)
             "padded_over_real_tokens": round(sum(map(tokens[0], batches)) / sum(map(tokens[1], batches)), 3),   # prompt rows included
             **{f"{name}_s": round(median[name], 4) for name in methods},
             "speedup_unpadded_over_padded": round(median["padded"] / median["unpadded"], 3),

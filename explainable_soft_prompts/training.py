@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_training.ipynb #8865114f
 from __future__ import annotations
-import csv, hashlib, json, math, os, time, warnings
+import concurrent.futures, csv, hashlib, json, math, os, time, warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, asdict
@@ -27,7 +27,7 @@ from .models import freeze
 __all__ = ['BALANCED_MIN_MACS', 'ATTENTION_GROUP_ROWS', 'ROW_THREAD_MIN_ROWS', 'TRACKERS', 'SPEED_FIELDS', 'INIT_FIELDS',
            'model_inputs', 'example_losses', 'mask_losses', 'family_losses_loop', 'plain_bert', 'same_architecture',
            'stacked_linear', 'stacked_layer_norm', 'PackedLayout', 'packed_layout', 'stacked_bert_logits',
-           'eager_skeleton', 'StackedFamily', 'release_stacks', 'row_parts', 'on_own_cores', 'row_split_losses',
+           'eager_skeleton', 'StackedFamily', 'release_stacks', 'row_parts', 'in_parallel', 'row_split_losses',
            'TrainConfig', 'cosine_with_warmup', 'split_loss_accuracy', 'autocast', 'distributed_world',
            'process_device', 'model_shard', 'rank_layout', 'idle_data_parallel_groups', 'sum_over_ranks', 'barrier',
            'scatter_to_family', 'TensorBoardTracker', 'WandbTracker', 'check_tracking', 'make_trackers', 'TrainResult',
@@ -281,13 +281,17 @@ class StackedFamily:
 
     def row_parts_here(self, prompt, n_examples: int) -> list:
         """The parts of a batch's examples that run on threads of their own (`row_split_losses`): on a CPU, for the
-        batched BERT, where the prompt takes a gradient, `row_threads` parts if set, else one a thread where each
-        gets `ROW_THREAD_MIN_ROWS` prompted rows (examples x models x prompts); one part (the batch whole) otherwise."""
+        batched BERT, where the prompt takes a gradient (not under `torch.func`), `row_threads` parts if set (each
+        with its share of the intra-op threads), else one part a thread, one thread each, where every part gets
+        `ROW_THREAD_MIN_ROWS` prompted rows (examples x models x prompts; measured on 2 threads only); else one part,
+        the batch whole."""
         whole = [torch.arange(n_examples)]
         if self.path != "bert" or prompt.device.type != "cpu" or not (torch.is_grad_enabled() and prompt.requires_grad): return whole
+        if torch._C._functorch.is_functorch_wrapped_tensor(prompt): return whole   # a custom Function without vmap/grad rules
         if self.row_threads is not None: return row_parts(n_examples, self.row_threads, 1)
-        rows_per_example = len(self) * (1 if prompt.dim() == 2 else len(prompt))    # stacked prompts: P rows a model
-        return row_parts(n_examples, torch.get_num_threads(), math.ceil(ROW_THREAD_MIN_ROWS / rows_per_example))
+        threads, rows_per_example = torch.get_num_threads(), len(self) * (1 if prompt.dim() == 2 else len(prompt))   # stacked prompts: P rows a model
+        parts = row_parts(n_examples, threads, math.ceil(ROW_THREAD_MIN_ROWS / rows_per_example))
+        return parts if len(parts) == threads else whole               # fewer parts than threads would leave threads idle
 
     def losses(self, prompt, batch: dict, target_ids: torch.Tensor) -> torch.Tensor:
         "Per-model mean losses `[M]` of `prompt` on `batch` (`[M, P]` for `[P, L, H]` prompts), its examples in `row_parts_here`."
@@ -306,7 +310,7 @@ def release_stacks(models):
 # %% ../nbs/04_training.ipynb #d02f0f8d
 # prompted rows (examples x models x prompts) a thread takes at least when a CPU step is split over threads
 # (`StackedFamily.row_parts_here`, unless `row_threads` is set). On this project's 2-core CPU, training steps at the
-# family's shape in two parts, one core each, over the stack whole (9 repeats each, side by side; scratch runs but
+# family's shape in two parts, one thread each, over the stack whole (9 repeats each, side by side; scratch runs but
 # where `make bench` is named): 0.96x with 20 rows a part (5 models, 8 examples), 0.97, 0.97 and 1.07x with 32
 # (2 x 32, 1 x 64, 4 x 16), 1.20 and 1.13x with 40 (5 x 16, 10 x 8) but 0.97x at 10 x 8 in `make bench`, 1.23x with
 # 48, 1.17 and 1.10x with 64, 1.14x with 80 (5 x 32; 1.07x in `make bench`) and 1.17x with 160 (10 x 32; 1.12x in
@@ -321,45 +325,57 @@ def row_parts(n_examples: int, threads: int, min_examples: int = 1) -> list:
     n_parts = max(1, min(threads, n_examples // max(1, min_examples)))
     return [torch.arange(part, n_examples, n_parts) for part in range(n_parts)]
 
-_thread_pools = {}                                                   # by size; a forked child starts without them (their threads stay behind)
-os.register_at_fork(after_in_child=_thread_pools.clear)
+_thread_pool = {}                                                    # the pool `in_parallel` reuses, grown when more is asked
+if hasattr(os, "register_at_fork"): os.register_at_fork(after_in_child=_thread_pool.clear)   # a forked child lacks its threads
 
-def on_own_cores(fn, items) -> list:
-    """`[fn(item) for item in items]`, each call on a thread of its own whose operations run on one core. PyTorch's
-    thread setting is kept per thread, but it also becomes the default of threads PyTorch starts later: this
-    thread's own is set again afterwards."""
+def in_parallel(fn, items) -> list:
+    """`[fn(item) for item in items]`, each call on a thread of its own with an equal share of this thread's
+    intra-op threads (at least one). Every call has ended when this returns, also when one of them failed (its
+    error is raised then). PyTorch keeps its thread setting per thread, but the last setting made anywhere is also
+    the default of threads it starts later, so this thread's own is set again afterwards."""
     threads_here = torch.get_num_threads()
-    def on_one_core(item):
-        torch.set_num_threads(1)
+    share = max(1, threads_here // len(items))
+    def on_share(item):
+        torch.set_num_threads(share)
         return fn(item)
-    if len(items) not in _thread_pools: _thread_pools[len(items)] = ThreadPoolExecutor(len(items), thread_name_prefix="esp-rows")
-    try: return list(_thread_pools[len(items)].map(on_one_core, items))
+    if _thread_pool.get("size", 0) < len(items):
+        if "pool" in _thread_pool: _thread_pool["pool"].shutdown(wait=False)
+        _thread_pool.update(pool=ThreadPoolExecutor(len(items), thread_name_prefix="esp-rows"), size=len(items))
+    try:
+        futures = [_thread_pool["pool"].submit(on_share, item) for item in items]
+        concurrent.futures.wait(futures)
+        return [future.result() for future in futures]
     finally: torch.set_num_threads(threads_here)
 
+def _cpu_autocast() -> tuple:
+    "Whether bf16 autocast is on for the CPU in this thread, and its dtype (the calls of torch 2.4 on, or before)."
+    if hasattr(torch, "get_autocast_dtype"): return torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+    return torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+
 class _RowSplitLosses(torch.autograd.Function):
-    """Losses summed over parts of a batch, each part's forward and, in the backward, its gradient run by its own
-    thread on its own core (`on_own_cores`). `part_losses(prompt, rows)`: a part's losses, weighted by its share of the batch."""
+    """Losses summed over parts of a batch, each part's forward and, in the backward, its gradient run by a thread of
+    its own (`in_parallel`). `part_losses(prompt, rows)`: a part's losses, weighted by its share of the batch. Not for
+    `torch.func` transforms or a second-order gradient (`create_graph`): the part's gradients are computed as plain tensors."""
     @staticmethod
     def forward(ctx, prompt, part_losses, parts):
-        bf16 = torch.is_autocast_enabled("cpu")                     # autocast is per thread: the parts run as the caller does
-        dtype = torch.get_autocast_dtype("cpu")
+        bf16, dtype = _cpu_autocast()                               # autocast is per thread: the parts run as the caller does
         def forward_part(rows):
             leaf = prompt.detach().requires_grad_()
             with torch.enable_grad(), torch.autocast("cpu", dtype=dtype, enabled=bf16): return leaf, part_losses(leaf, rows)
-        ctx.parts = on_own_cores(forward_part, parts)
+        ctx.parts = in_parallel(forward_part, parts)
         return torch.stack([losses.detach() for _, losses in ctx.parts]).sum(0)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         if ctx.parts is None: raise RuntimeError("These losses' graph went backward once and was freed. Fix: a backward for each forward, or `row_threads: 1` (the batch whole).")
-        grads = on_own_cores(lambda part: torch.autograd.grad(part[1], part[0], grad)[0], ctx.parts)
+        grads = in_parallel(lambda part: torch.autograd.grad(part[1], part[0], grad)[0], ctx.parts)
         ctx.parts = None                                             # each part's graph is freed by its backward
         return torch.stack(grads).sum(0), None, None
 
 def row_split_losses(losses_of, prompt, batch: dict, target_ids, parts) -> torch.Tensor:
     """`losses_of(prompt, batch, target_ids)` (per-model mean losses over the batch's examples) computed over the
-    `parts` of the batch's examples, each on its own core, forward and backward; the same losses and gradient."""
+    `parts` of the batch's examples, each on a thread of its own, forward and backward; the same losses and gradient."""
     n_examples = len(batch["labels"])
     def part_losses(leaf, rows):
         sub_batch = {k: v[rows] if torch.is_tensor(v) and v.dim() and len(v) == n_examples else v for k, v in batch.items()}
@@ -389,7 +405,7 @@ class TrainConfig:
     vectorized: bool | None = None     # None: the stacked family on CUDA, the loop on CPU (benchmarks/bench_training.py)
     stack_prompts: bool | None = None  # prompts differing only in init trained in one pass (`train_prompts`); None: where it pays
     unpad: bool | None = None          # the stacked BERT runs on real tokens only, without padding; None: on CPU (see `StackedFamily`)
-    row_threads: int | None = None     # CPU threads a stacked step's examples are split over, one core each; None: where it pays (`StackedFamily.row_parts_here`)
+    row_threads: int | None = None     # CPU threads a stacked step's examples are split over, each with its share of the threads; None: where it pays (`StackedFamily.row_parts_here`)
     data_parallel_groups: int = 1      # under torchrun: groups of ranks that split each batch (each group holds the family)
     eval_batch_size: int = 128
     checkpoint_every: int = 25
