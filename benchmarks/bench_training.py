@@ -154,14 +154,18 @@ def make_step(models, method: str, batch, targets, prompt_init, device, bf16=Fal
     over threads where it splits them on its own) or `vectorized_whole` (`StackedFamily`, the batch whole: `row_threads=1`)."""
     if method not in METHODS: raise ValueError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
     family = StackedFamily(models, path, row_threads=1 if method == "vectorized_whole" else None) if method.startswith("vectorized") else None
-    losses_of = {"full_logits_loop": partial(family_losses_full_logits, models), "loop": partial(family_losses_loop, models),
-                 "vectorized": family and family.losses, "vectorized_whole": family and family.losses}[method]
+    losses_of = family.losses if family else {"full_logits_loop": partial(family_losses_full_logits, models), "loop": partial(family_losses_loop, models)}[method]
     run = training_steps(losses_of, [[batch]], targets, prompt_init, device, bf16)
     def step():
         losses, grads = run()
         return losses[0], grads[0]
     step.family = family
     return step
+
+
+def row_parts(family, prompt_init, n_examples: int) -> int:
+    "How many parts `family` splits a training step of `n_examples` from `prompt_init` into (`StackedFamily.row_parts_here`; 1: the batch whole)."
+    return len(family.row_parts_here(prompt_init.clone().requires_grad_(), n_examples))
 
 
 def stacked_prompts_step(family_losses, batch, targets, prompt_inits, stacked: bool, device="cpu", bf16: bool = False):
@@ -290,7 +294,7 @@ def bench_padding(models, batches, target_ids, repeats: int, device="cpu", bf16=
     tokens = (lambda b: (b["attention_mask"].shape[1] + prompt_length) * len(b["attention_mask"]),
               lambda b: int(b["attention_mask"].sum()) + prompt_length * len(b["attention_mask"]))
     return {"benchmark": "padding", "source": source, "models": len(models), "batch": len(batches[0]["labels"]), "steps": len(batches), "bf16": bf16,
-            "row_parts": len(family.row_parts_here(prompt_init.clone().requires_grad_(), len(batches[0]["labels"]))),   # the stack's split (1: whole)
+            "row_parts": row_parts(family, prompt_init, len(batches[0]["labels"])),
             "padded_over_real_tokens": round(sum(map(tokens[0], batches)) / sum(map(tokens[1], batches)), 3),   # prompt rows included
             **{f"{name}_s": round(median[name], 4) for name in methods},
             "speedup_unpadded_over_padded": round(median["padded"] / median["unpadded"], 3),
@@ -445,7 +449,7 @@ def main(argv=None):
                 models = family[:n_models]
                 names = ("full_logits_loop", "loop", "vectorized") if n_models in full_logits_models(shape, args.full_logits) else ("loop", "vectorized")
                 methods = {name: make_step(models, name, batch, targets, prompt_init, args.device, args.bf16, args.path) for name in names}
-                parts = len(methods["vectorized"].family.row_parts_here(prompt_init.clone().requires_grad_(), batch_size))
+                parts = row_parts(methods["vectorized"].family, prompt_init, batch_size)
                 if parts > 1:                                         # the stack's rows split over threads: timed whole too
                     names = (*names, "vectorized_whole")
                     methods["vectorized_whole"] = make_step(models, "vectorized_whole", batch, targets, prompt_init, args.device, args.bf16, args.path)

@@ -288,7 +288,7 @@ class StackedFamily:
         whole = [torch.arange(n_examples)]
         if self.path != "bert" or prompt.device.type != "cpu" or not (torch.is_grad_enabled() and prompt.requires_grad): return whole
         if torch._C._functorch.is_functorch_wrapped_tensor(prompt): return whole   # a custom Function without vmap/grad rules
-        if self.row_threads is not None: return row_parts(n_examples, self.row_threads, 1)
+        if self.row_threads is not None: return row_parts(n_examples, self.row_threads)
         threads, rows_per_example = torch.get_num_threads(), len(self) * (1 if prompt.dim() == 2 else len(prompt))   # stacked prompts: P rows a model
         parts = row_parts(n_examples, threads, math.ceil(ROW_THREAD_MIN_ROWS / rows_per_example))
         return parts if len(parts) == threads else whole               # fewer parts than threads would leave threads idle
